@@ -1,0 +1,339 @@
+"""The conversion job: switch a saved model's precision, losslessly and atomically.
+
+``plan()`` checks everything and computes the new config and state without touching the disk
+(the GUI shows it for confirmation); ``run()`` carries it out:
+
+1. the new model is written to a temp file beside the original: ``config.json`` replaced, every
+   other member copied raw (``.keras``), or a byte copy with ``model_config`` rewritten
+   (``.h5``); the temp file is fsynced and verified (config re-read, untouched members' CRCs);
+2. Faceswap-style ``.bk`` backups of model and state (hard links: no second copy);
+3. model and state are replaced through a journal (all or nothing across a crash);
+4. optionally Faceswap's ``train.ini`` is updated.
+
+Cancel is honoured until step 3; a cancelled or failed job leaves the folder as it was.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import atomic, traincfg
+from .archive import CHUNK, open_zip, rewrite_member
+from .errors import FsprecError
+from .layers import MIXED_POLICIES, POLICIES, entry_name, iter_leaves, kept_float32_reason
+from .modelfile import CONFIG_MEMBER, ModelFolder, open_model, read_config
+from .precision import changed_layers, switch_precision
+from .state import State
+from .task import Task
+
+_MARGIN = 4 * 1024 * 1024
+
+
+@dataclass
+class Plan:
+    """A checked conversion, ready to run; nothing has been written yet."""
+
+    model: ModelFolder
+    target: str
+    pinned: list[str]
+    config: dict
+    changes: list[tuple[str, str, str]]
+    state: State | None
+    out_dir: Path | None = None
+    backup: bool = True
+    train_ini: traincfg.TrainIni | None = None
+    update_train_ini: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def destination(self) -> Path:
+        """The folder the converted model is written to."""
+        return self.out_dir or self.model.path
+
+    @property
+    def in_place(self) -> bool:
+        """True when the model is converted where it is."""
+        return self.out_dir is None
+
+    @property
+    def state_changed(self) -> bool:
+        """True when the state file's content changes."""
+        return self.state is not None and self.model.state is not None and (
+            self.state.data != self.model.state.data)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when the model already has the requested precision (and pins)."""
+        return self.in_place and not self.changes and not self.state_changed
+
+    @property
+    def backup_files(self) -> list[Path]:
+        """The ``.bk`` files this conversion writes."""
+        if not (self.backup and self.in_place):
+            return []
+        files = [self.model.model_file]
+        if self.model.state_file is not None:
+            files.append(self.model.state_file)
+        return [f.with_name(f"{f.name}.bk") for f in files]
+
+    def summary(self) -> list[str]:
+        """Plain sentences describing what will happen."""
+        name = self.model.model_file.name
+        if self.nothing_to_do:
+            return [f"{name} is already {self.target}; nothing to change."]
+        lines = [f"Switch {name} from {self.model.precision} to {self.target}: "
+                 f"{len(self.changes)} layer(s) change dtype policy; weights are not touched."]
+        if self.pinned:
+            lines.append(f"Kept in float32 (pinned): {', '.join(self.pinned)}.")
+        if self.backup_files:
+            lines.append("Backups: " + ", ".join(p.name for p in self.backup_files) + ".")
+        if not self.in_place:
+            lines.append(f"The converted copy is written to {self.destination}; "
+                         "the original is left as it is.")
+        if self.train_ini is not None:
+            target_mixed = self.target in MIXED_POLICIES
+            lines.append(f"train.ini will be set to mixed_precision {target_mixed}."
+                         if self.update_train_ini else self.train_ini.status(target_mixed))
+        lines.extend(self.warnings)
+        return lines
+
+
+@dataclass
+class Result:
+    """What a conversion did."""
+
+    model_file: Path
+    state_file: Path | None
+    backups: list[Path]
+    changed: int
+    messages: list[str]
+
+
+def _check_pins(model: ModelFolder, target: str, pins: list[str]) -> None:
+    if not pins:
+        return
+    if target not in MIXED_POLICIES:
+        raise FsprecError("Pins keep layers in float32 inside a mixed model; they have no "
+                          "meaning when converting to float32.")
+    names = model.layer_names()
+    unknown = [p for p in pins if p not in names]
+    if unknown:
+        raise FsprecError(f"No layer named {', '.join(map(repr, unknown))} in "
+                          f"{model.model_file.name}; `fsprec inspect` lists the layer names.")
+    eligible = set(model.eligible)
+    entries = {entry_name(e): e for _, e in iter_leaves(model.config_layers)}
+    for pin in pins:
+        if pin not in eligible:
+            reason = kept_float32_reason(entries[pin]) or "it is not eligible"
+            raise FsprecError(f"Layer {pin!r} cannot be pinned: it always stays float32 "
+                              f"({reason}).")
+
+
+def _new_state(model: ModelFolder, target: str) -> State | None:
+    if model.state is None:
+        return None
+    state = State(copy.deepcopy(model.state.data), model.state.path)
+    state.mixed_precision = target in MIXED_POLICIES
+    if not state.mixed_precision_layers:
+        state.add_mixed_precision_layers(model.eligible)
+    return state
+
+
+def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
+         out_dir: str | Path | None = None, backup: bool = True,
+         train_ini: str | Path | None = None, update_train_ini: bool = False) -> Plan:
+    """Check a conversion and compute its result; raises :class:`FsprecError` on bad input."""
+    if target not in POLICIES:
+        raise FsprecError(f"Unknown precision {target!r}; choose one of {', '.join(POLICIES)}.")
+    folder = Path(folder).expanduser().resolve()
+    if folder.is_dir() and atomic.interrupted(folder):
+        atomic.recover(folder)
+    model = open_model(folder)
+    if model.state_problem and model.state_file is not None:
+        raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
+    pins = list(dict.fromkeys(pins))
+    _check_pins(model, target, pins)
+    config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
+    out = Path(out_dir).expanduser().resolve() if out_dir else None
+    if out == folder:
+        out = None
+    warnings: list[str] = []
+    if model.state is None:
+        warnings.append(f"{model.state_problem} Only the model file is converted.")
+    if model.eligible_source == "derived" and target in MIXED_POLICIES:
+        warnings.append("This model has no stored list of mixed-precision layers; fsprec "
+                        "derived it and stores it in the state file.")
+    if target == "mixed_bfloat16":
+        warnings.append("mixed_bfloat16 is an fsprec extension: Faceswap trains in "
+                        "mixed_float16 and will not train this model as it is.")
+    ini = traincfg.read(train_ini) if train_ini is not None else None
+    return Plan(model, target, pins, config, changed_layers(model.config, config),
+                _new_state(model, target), out, backup, ini, update_train_ini, warnings)
+
+
+def _check_destination(plan_: Plan) -> None:
+    dest = plan_.destination
+    if not plan_.in_place:
+        if dest.exists() and not dest.is_dir():
+            raise FsprecError(f"{dest} exists and is not a folder.")
+        dest.mkdir(parents=True, exist_ok=True)
+        taken = [p.name for p in (dest / plan_.model.model_file.name,
+                                  dest / f"{plan_.model.plugin}_state.json") if p.exists()]
+        if taken:
+            raise FsprecError(f"{dest} already holds {', '.join(taken)}; choose an empty "
+                              "folder for the converted copy.")
+    atomic.check_writable(dest)
+    needed = plan_.model.model_file.stat().st_size + _MARGIN
+    atomic.check_free_space(dest, needed)
+
+
+def _write_keras3(source: Path, target: Path, config: dict, task: Task) -> None:
+    data = json.dumps(config).encode("utf-8")
+    with atomic.open_temp(target) as handle:
+        rewrite_member(source, handle, CONFIG_MEMBER, data,
+                       progress=lambda d, t: task.progress("Writing model", d, t),
+                       cancelled=lambda: task.cancelled)
+    _verify_keras3(source, atomic.temp_path(target), config)
+
+
+def _verify_keras3(source: Path, written: Path, config: dict) -> None:
+    with open_zip(source) as zin, open_zip(written) as zout:
+        before, after = zin.infolist(), zout.infolist()
+        if [i.filename for i in before] != [i.filename for i in after]:
+            raise FsprecError("Verification failed: the written zip lost or reordered members.")
+        for old, new in zip(before, after):
+            if old.compress_type != new.compress_type:
+                raise FsprecError(f"Verification failed: {old.filename} changed compression.")
+            if old.filename != CONFIG_MEMBER and (old.CRC, old.file_size, old.compress_size) != (
+                    new.CRC, new.file_size, new.compress_size):
+                raise FsprecError(f"Verification failed: {old.filename} differs from the source.")
+        if json.loads(zout.read(CONFIG_MEMBER)) != config:
+            raise FsprecError("Verification failed: the written config differs.")
+
+
+def _copy_file(source: Path, target: Path, task: Task) -> None:
+    total = source.stat().st_size
+    done = 0
+    with open(source, "rb") as src, atomic.open_temp(target) as dst:
+        while chunk := src.read(CHUNK):
+            task.check()
+            dst.write(chunk)
+            done += len(chunk)
+            task.progress("Writing model", done, total)
+
+
+def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
+    _copy_file(source, target, task)
+    tmp = atomic.temp_path(target)
+    try:
+        text = json.dumps(config)
+        with h5py.File(tmp, "r+") as h5:
+            kind = h5.attrs.get_id("model_config").get_type()
+            if isinstance(kind, h5py.h5t.TypeStringID) and kind.is_variable_str():
+                encoding = "utf-8" if kind.get_cset() == h5py.h5t.CSET_UTF8 else "ascii"
+                h5.attrs.create("model_config", text,
+                                dtype=h5py.string_dtype(encoding if text.isascii() else "utf-8"))
+            else:
+                h5.attrs["model_config"] = np.bytes_(text.encode("utf-8"))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        task.progress("Verifying", 0, 1)
+        _verify_keras2(source, tmp, config, task)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _digest(dataset: h5py.Dataset) -> str:
+    digest = hashlib.blake2b()
+    if dataset.shape == () or dataset.size == 0:
+        digest.update(np.asarray(dataset[()]).tobytes())
+        return digest.hexdigest()
+    rows = max(1, CHUNK // max(1, dataset.dtype.itemsize * (dataset.size // dataset.shape[0])))
+    for start in range(0, dataset.shape[0], rows):
+        digest.update(np.ascontiguousarray(dataset[start:start + rows]).tobytes())
+    return digest.hexdigest()
+
+
+def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
+    _, new_config, _ = read_config(written)
+    if new_config != config:
+        raise FsprecError("Verification failed: the written config differs.")
+    with h5py.File(source, "r") as old, h5py.File(written, "r") as new:
+        paths: list[str] = []
+        old.visititems(lambda name, obj: paths.append(name)
+                       if isinstance(obj, h5py.Dataset) else None)
+        for index, path in enumerate(paths):
+            task.check()
+            a, b = old[path], new.get(path)
+            if not isinstance(b, h5py.Dataset) or a.shape != b.shape or a.dtype != b.dtype \
+                    or _digest(a) != _digest(b):
+                raise FsprecError(f"Verification failed: weights {path} differ from the source.")
+            task.progress("Verifying", index + 1, len(paths))
+
+
+def run(plan_: Plan, task: Task | None = None) -> Result:
+    """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure."""
+    task = task or Task()
+    model = plan_.model
+    if plan_.nothing_to_do:
+        return Result(model.model_file, model.state_file, [], 0, plan_.summary())
+    _check_destination(plan_)
+    dest = plan_.destination
+    target_model = dest / model.model_file.name
+    target_state = dest / f"{model.plugin}_state.json"
+    moves = [(atomic.temp_path(target_model), target_model)]
+    try:
+        task.check()
+        if model.format == "keras3":
+            _write_keras3(model.model_file, target_model, plan_.config, task)
+        else:
+            _write_keras2(model.model_file, target_model, plan_.config, task)
+        if plan_.state is not None:
+            atomic.write_temp(target_state, plan_.state.to_bytes())
+            moves.append((atomic.temp_path(target_state), target_state))
+        task.check()
+        backups = []
+        if plan_.in_place and plan_.backup:
+            task.progress("Backing up", 0, 1)
+            for source, backup in zip([model.model_file, model.state_file], plan_.backup_files):
+                if source is not None:
+                    atomic.link_or_copy(source, backup)
+                    backups.append(backup)
+        task.check()
+    except BaseException as err:
+        for tmp, _ in moves:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise FsprecError(f"Writing failed ({err.strerror or err}); nothing was "
+                              "changed.") from err
+        raise
+    task.progress("Switching", 0, 1)
+    atomic.commit(dest, moves)
+    task.progress("Switching", 1, 1)
+    messages = [f"Switched {model.model_file.name} to {plan_.target}: "
+                f"{len(plan_.changes)} layer(s) changed."]
+    if plan_.train_ini is not None:
+        target_mixed = plan_.target in MIXED_POLICIES
+        if plan_.update_train_ini:
+            ini = traincfg.write_mixed_precision(plan_.train_ini.path, target_mixed)
+            messages.append(f"Updated {ini.path}: mixed_precision = {ini.mixed_precision}.")
+        else:
+            messages.append(plan_.train_ini.status(target_mixed))
+    messages.extend(plan_.warnings)
+    return Result(target_model, target_state if plan_.state is not None else None, backups,
+                  len(plan_.changes), messages)
+
+
+def convert(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
+            task: Task | None = None, **options) -> Result:
+    """Plan and run a conversion in one call (see :func:`plan` for the options)."""
+    return run(plan(folder, target, pins, **options), task)
+

@@ -1,0 +1,237 @@
+"""Read a Faceswap model folder without Keras: model file, config, metadata, state, backups."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+
+from .archive import open_zip
+from .errors import FsprecError
+from .layers import (Layer, build_tree, iter_leaves, pinned_of, precision_of,
+                     resolve_eligible)
+from .state import State
+from .weights import WEIGHTS_MEMBER, WeightsIndex, index_weights
+
+Format = Literal["keras3", "keras2"]
+CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
+
+
+@dataclass
+class ModelFolder:
+    """Everything fsprec knows about one Faceswap model folder (read-only)."""
+
+    path: Path
+    plugin: str
+    format: Format
+    model_file: Path
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    state_file: Path | None = None
+    state: State | None = None
+    state_problem: str | None = None
+    backups: list[Path] = field(default_factory=list)
+    snapshots: list[Path] = field(default_factory=list)
+
+    @property
+    def keras_version(self) -> str:
+        """The Keras version that saved the model ("" when unknown)."""
+        return str(self.metadata.get("keras_version", ""))
+
+    @property
+    def keras_major(self) -> int:
+        """3 for Keras 3 files, 2 for Keras 2 (the dtype forms to write)."""
+        match = re.match(r"\s*(\d+)", self.keras_version)
+        if match:
+            return int(match.group(1))
+        return 3 if self.format == "keras3" else 2
+
+    @property
+    def config_layers(self) -> list[dict]:
+        """The top-level ``layers`` list of the model config."""
+        return self.config["config"]["layers"]
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations from the state file (0 without one)."""
+        return self.state.iterations if self.state else 0
+
+    @cached_property
+    def weights(self) -> WeightsIndex:
+        """The weights index (h5 metadata only; computed on first use)."""
+        return index_weights(self.model_file, self.format, self.config_layers)
+
+    @cached_property
+    def _eligible(self) -> tuple[list[str], str]:
+        stored = self.state.mixed_precision_layers if self.state else None
+        return resolve_eligible(self.config_layers, stored)
+
+    @property
+    def eligible(self) -> list[str]:
+        """Names of the layers that may run in mixed precision, in config order."""
+        return self._eligible[0]
+
+    @property
+    def eligible_source(self) -> str:
+        """Where the eligible set came from: ``state``, ``config`` or ``derived``."""
+        return self._eligible[1]
+
+    def layer_tree(self, with_params: bool = True) -> list[Layer]:
+        """The nested layer tree; ``with_params=False`` skips the weights index entirely."""
+        params = self.weights.params if with_params else {}
+        return build_tree(self.config_layers, set(self.eligible), self.eligible_source, params)
+
+    def leaves(self, with_params: bool = True) -> list[Layer]:
+        """Every layer that is not a sub-model, in config order."""
+        return [layer for top in self.layer_tree(with_params) for layer in top.walk()
+                if not layer.is_model]
+
+    @cached_property
+    def precision(self) -> str:
+        """``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``partial``."""
+        return precision_of(self.leaves(with_params=False))
+
+    @property
+    def pinned(self) -> list[str]:
+        """Eligible layers left in float32 in a mixed model."""
+        return pinned_of(self.leaves(with_params=False), self.precision)
+
+    def layer_names(self) -> set[str]:
+        """Every leaf layer name of the model."""
+        return {entry.get("config", {}).get("name") or entry.get("name", "")
+                for _, entry in iter_leaves(self.config_layers)}
+
+    def to_json(self, with_params: bool = True) -> dict[str, Any]:
+        """The ``fsprec inspect --json`` document (DESIGN.md §3)."""
+        tree = self.layer_tree(with_params)
+        return {
+            "format": self.format,
+            "plugin": self.plugin,
+            "model_file": str(self.model_file),
+            "state_file": str(self.state_file) if self.state_file else None,
+            "keras_version": self.keras_version,
+            "precision": self.precision,
+            "eligible_source": self.eligible_source,
+            "layers": [layer.to_json() for top in tree for layer in top.walk()],
+            "eligible": self.eligible,
+            "pinned": self.pinned,
+            "iterations": self.iterations,
+            "state_problem": self.state_problem,
+            "backups": [str(p) for p in self.backups],
+        }
+
+
+def _candidates(folder: Path) -> list[Path]:
+    """Model files in a folder: ``<plugin>.keras`` or legacy ``<plugin>.h5``."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix not in (".keras", ".h5"):
+            continue
+        if path.stem.endswith("_inference"):
+            continue
+        found.append(path)
+    keras = {p.stem for p in found if p.suffix == ".keras"}
+    # Faceswap upgrades <plugin>.h5 to <plugin>.keras and keeps the .h5: the .keras wins.
+    return [p for p in found if p.suffix == ".keras" or p.stem not in keras]
+
+
+def find_model_file(folder: Path) -> Path:
+    """The one model file of a folder, or a clear error."""
+    if not folder.is_dir():
+        raise FsprecError(f"{folder} is not a folder.")
+    candidates = _candidates(folder)
+    if not candidates:
+        raise FsprecError(f"No Faceswap model (<plugin>.keras or <plugin>.h5) in {folder}.")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise FsprecError(f"{folder} holds more than one model ({names}); "
+                          "keep one model per folder as Faceswap does.")
+    return candidates[0]
+
+
+def _check_config(config: Any, source: str) -> dict[str, Any]:
+    if (not isinstance(config, dict) or not isinstance(config.get("config"), dict)
+            or not isinstance(config["config"].get("layers"), list)):
+        raise FsprecError(f"{source} does not hold a Keras model config (no layer list).")
+    return config
+
+
+def _read_keras3(path: Path) -> tuple[dict, dict]:
+    with open_zip(path) as archive:
+        names = set(archive.namelist())
+        for member in (CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER):
+            if member not in names:
+                raise FsprecError(f"{path.name} is not a Keras 3 model: no {member} inside.")
+        try:
+            config = json.loads(archive.read(CONFIG_MEMBER))
+            metadata = json.loads(archive.read(METADATA_MEMBER))
+        except (ValueError, OSError) as err:
+            raise FsprecError(f"{path.name} has an unreadable config: {err}") from err
+        except Exception as err:  # zlib/zipfile errors on a damaged member
+            raise FsprecError(f"{path.name} is damaged: {err}") from err
+    if not isinstance(metadata, dict):
+        raise FsprecError(f"{path.name} has invalid metadata.json.")
+    return _check_config(config, path.name), metadata
+
+
+def _read_keras2(path: Path) -> tuple[dict, dict]:
+    try:
+        with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get("model_config")
+            if raw is None:
+                raise FsprecError(f"{path.name} is not a Keras model file (no model_config).")
+            metadata = {key: (h5.attrs[key].decode() if isinstance(h5.attrs[key], bytes)
+                              else str(h5.attrs[key]))
+                        for key in ("keras_version", "backend") if key in h5.attrs}
+    except OSError as err:
+        raise FsprecError(f"{path.name} is not a readable HDF5 file: {err}") from err
+    try:
+        config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+    except ValueError as err:
+        raise FsprecError(f"{path.name} has an unreadable model_config: {err}") from err
+    return _check_config(config, path.name), metadata
+
+
+def read_config(model_file: Path) -> tuple[Format, dict, dict]:
+    """Format, model config and metadata of a model file (no weight data read)."""
+    if model_file.suffix == ".keras":
+        return "keras3", *_read_keras3(model_file)
+    return "keras2", *_read_keras2(model_file)
+
+
+def plugin_of(model_file: Path) -> str:
+    """The Faceswap plugin name (the model file's stem)."""
+    return model_file.stem
+
+
+def open_model(folder: str | Path) -> ModelFolder:
+    """Open a Faceswap model folder for inspection; raises :class:`FsprecError` on bad input.
+
+    A missing or malformed state file does not stop the model from opening; it is reported
+    in :attr:`ModelFolder.state_problem`.
+    """
+    folder = Path(folder).expanduser().resolve()
+    model_file = find_model_file(folder)
+    fmt, config, metadata = read_config(model_file)
+    plugin = plugin_of(model_file)
+    state_file = folder / f"{plugin}_state.json"
+    state, problem = None, None
+    if state_file.is_file():
+        try:
+            state = State.load(state_file)
+        except FsprecError as err:
+            problem = str(err)
+    else:
+        problem = f"No state file ({state_file.name}); Faceswap needs it to resume training."
+    backups = sorted(p for p in folder.iterdir() if p.name.startswith(plugin)
+                     and p.name.endswith(".bk"))
+    snapshots = sorted(p for p in folder.parent.glob(f"{folder.name}_snapshot_*_iters")
+                       if p.is_dir())
+    return ModelFolder(folder, plugin, fmt, model_file, config, metadata,
+                       state_file if state_file.is_file() else None, state, problem,
+                       backups, snapshots)

@@ -1,0 +1,185 @@
+"""The one precision switch: a pure rewrite of a Keras model config.
+
+Mixed policies keep variables in float32, so switching between ``float32`` and a mixed policy
+changes the config only. The result equals what Faceswap's own switch followed by a Keras save
+writes: each switched layer gets a fresh policy in the form its Keras version saves
+(``DTypePolicy`` dict in Keras 3; ``"float32"`` or a ``Policy`` dict in Keras 2) and no longer
+shares a policy object, and Keras 3 tensor references carry the dtype their producer now
+outputs.
+"""
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from .errors import FsprecError
+from .layers import (MIXED_POLICIES, POLICIES, compute_dtype, entry_name, entry_policy,
+                     is_model_entry, iter_entries, iter_leaves)
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def policy_form(policy: str, keras_major: int) -> str | dict[str, Any]:
+    """The dtype value Keras itself saves for ``policy``."""
+    if keras_major >= 3:
+        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": policy},
+                "registered_name": None}
+    if policy in MIXED_POLICIES:
+        return {"class_name": "Policy", "config": {"name": policy}}
+    return policy
+
+
+def switch_precision(config: Mapping[str, Any], eligible: Iterable[str], target: str,
+                     pinned: Iterable[str] = (), keras_major: int = 3) -> dict[str, Any]:
+    """Return a copy of ``config`` with every eligible layer set to ``target``.
+
+    ``pinned`` layers (names) stay ``float32``. Layers are matched by name, as Faceswap does,
+    so a name used in several sub-models switches everywhere. The input is not modified.
+    """
+    if target not in POLICIES:
+        raise FsprecError(f"Unknown target precision {target!r}; choose one of "
+                          f"{', '.join(POLICIES)}.")
+    eligible, pinned = set(eligible), set(pinned)
+    new = copy.deepcopy(dict(config))
+    layers = new["config"]["layers"]
+    old_outputs = _output_dtypes(layers)
+    for _, entry in iter_leaves(layers):
+        name = entry_name(entry)
+        if name not in eligible or "dtype" not in entry.get("config", {}):
+            continue
+        wanted = "float32" if name in pinned else target
+        if entry_policy(entry) != wanted:
+            entry["config"]["dtype"] = policy_form(wanted, keras_major)
+    _drop_lone_shared_ids(layers)
+    if keras_major >= 3:
+        _update_tensor_dtypes(layers, old_outputs, _output_dtypes(layers))
+    return new
+
+
+def _drop_lone_shared_ids(layers: list[dict]) -> None:
+    """A policy object used by one layer only is saved without ``shared_object_id``."""
+    dtypes = [e["config"]["dtype"] for _, e in iter_leaves(layers)
+              if isinstance(e.get("config"), dict) and isinstance(e["config"].get("dtype"), dict)]
+    counts = Counter(d.get("shared_object_id") for d in dtypes if "shared_object_id" in d)
+    for dtype in dtypes:
+        if "shared_object_id" in dtype and counts[dtype["shared_object_id"]] == 1:
+            del dtype["shared_object_id"]
+
+
+# --- Keras 3 tensor dtypes -------------------------------------------------------------------
+# Each scope (the top model, and each sub-model by its path) maps its layer names to the dtypes
+# of their output tensors, by output index; ``None`` where the config cannot tell.
+
+Scope = dict[str, dict[int, str | None]]
+
+
+def _output_dtypes(layers: list[dict]) -> dict[str, Scope]:
+    """Output dtypes of every layer, per scope path ("" for the top model)."""
+    scopes: dict[str, Scope] = {}
+    _scope_outputs(layers, "", scopes)
+    return scopes
+
+
+def _scope_outputs(layers: list[dict], path: str, scopes: dict[str, Scope]) -> Scope:
+    scope: Scope = {}
+    scopes[path] = scope
+    for entry in layers:
+        name = entry_name(entry)
+        if is_model_entry(entry):
+            inner = _scope_outputs(entry["config"]["layers"], f"{path}/{name}", scopes)
+            scope[name] = _model_outputs(entry, inner)
+        elif entry_policy(entry) is not None:  # InputLayer and every layer with a policy
+            scope[name] = {0: compute_dtype(entry_policy(entry))}
+        else:  # an op: its result type follows its float inputs
+            inputs = {scope.get(h[0], {}).get(h[2]) for h in _histories(entry)}
+            scope[name] = {0: _promote(inputs)}
+    return scope
+
+
+def _model_outputs(entry: Mapping[str, Any], inner: Scope) -> dict[int, str | None]:
+    """A sub-model's output dtypes, from its ``output_layers``."""
+    config = entry["config"]
+    outputs = config.get("output_layers")
+    if outputs is None and config.get("layers"):  # Sequential: the last layer
+        last = entry_name(config["layers"][-1])
+        return {0: inner.get(last, {}).get(0)}
+    refs = _flatten_refs(outputs)
+    return {index: inner.get(ref[0], {}).get(ref[2]) for index, ref in enumerate(refs)}
+
+
+def _flatten_refs(node: Any) -> list[list]:
+    """``[name, node_index, tensor_index]`` triples of a (nested) ``output_layers`` value."""
+    if isinstance(node, list) and len(node) == 3 and isinstance(node[0], str):
+        return [node]
+    if isinstance(node, Mapping):
+        return [ref for value in node.values() for ref in _flatten_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _flatten_refs(value)]
+    return []
+
+
+def _promote(dtypes: set[str | None]) -> str | None:
+    """The float type an op returns for these input dtypes (None if unknown)."""
+    if not dtypes or None in dtypes or not dtypes <= set(FLOAT_DTYPES):
+        return None
+    if len(dtypes) == 1:
+        return next(iter(dtypes))
+    if dtypes == {"float16", "bfloat16"}:
+        return "float32"
+    return max(dtypes, key=FLOAT_DTYPES.index)
+
+
+def _tensors(node: Any) -> Iterator[dict]:
+    """Every ``__keras_tensor__`` reference inside an ``inbound_nodes`` structure."""
+    if isinstance(node, Mapping):
+        if node.get("class_name") == "__keras_tensor__" and isinstance(node.get("config"), dict):
+            yield node["config"]
+            return
+        for value in node.values():
+            yield from _tensors(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tensors(value)
+
+
+def _histories(entry: Mapping[str, Any]) -> list[list]:
+    return [t["keras_history"] for t in _tensors(entry.get("inbound_nodes", []))
+            if isinstance(t.get("keras_history"), list) and len(t["keras_history"]) == 3]
+
+
+def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
+                          new: dict[str, Scope]) -> None:
+    """Set each tensor reference's dtype to what its producer now outputs.
+
+    Only references whose stored dtype matches what the old config implies are touched, so
+    a producer whose output dtype cannot be told from the config is left exactly as saved.
+    """
+    for path, scope_layers in _scope_lists(layers):
+        before, after = old[path], new[path]
+        for entry in scope_layers:
+            for tensor in _tensors(entry.get("inbound_nodes", [])):
+                history = tensor.get("keras_history")
+                if not (isinstance(history, list) and len(history) == 3):
+                    continue
+                was = before.get(history[0], {}).get(history[2])
+                now = after.get(history[0], {}).get(history[2])
+                if None not in (was, now) and tensor.get("dtype") == was and now != was:
+                    tensor["dtype"] = now
+
+
+def _scope_lists(layers: list[dict], path: str = "") -> Iterator[tuple[str, list[dict]]]:
+    """``(path, layer list)`` of the top scope and of every sub-model."""
+    yield path, layers
+    for entry in layers:
+        if is_model_entry(entry):
+            yield from _scope_lists(entry["config"]["layers"], f"{path}/{entry_name(entry)}")
+
+
+def changed_layers(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(path, old policy, new policy)`` for every leaf whose policy differs."""
+    old = {p: entry_policy(e) for p, e in iter_entries(before["config"]["layers"])}
+    return [(path, str(old.get(path)), str(entry_policy(entry)))
+            for path, entry in iter_leaves(after["config"]["layers"])
+            if entry_policy(entry) != old.get(path)]

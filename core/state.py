@@ -1,0 +1,77 @@
+"""Faceswap's ``<plugin>_state.json``: read and write it exactly as Faceswap does.
+
+Faceswap writes the state with ``json.dumps(state, indent=2)`` (ASCII, no trailing newline).
+Every field we do not change keeps its value and its place in the key order.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import FsprecError
+
+
+class State:
+    """A ``<plugin>_state.json`` document.
+
+    Mirrors the part of Faceswap's ``State`` that precision work needs:
+    ``mixed_precision_layers`` and ``config["mixed_precision"]``.
+    """
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        self.data = data
+        self.path = path
+
+    @classmethod
+    def load(cls, path: Path) -> State:
+        """Read a state file; raise :class:`FsprecError` when it is not a Faceswap state."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise FsprecError(f"The state file {path} cannot be read: {err}") from err
+        if not isinstance(data, dict):
+            raise FsprecError(f"The state file {path} is not a Faceswap state (not a JSON object).")
+        layers = data.get("mixed_precision_layers", [])
+        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+            raise FsprecError(f"The state file {path} has an invalid 'mixed_precision_layers'.")
+        config = data.get("config", {})
+        if not isinstance(config, dict):
+            raise FsprecError(f"The state file {path} has an invalid 'config' section.")
+        return cls(data, Path(path))
+
+    @property
+    def mixed_precision_layers(self) -> list[str]:
+        """Layer names that can switch between float32 and a mixed policy."""
+        return list(self.data.get("mixed_precision_layers", []))
+
+    def add_mixed_precision_layers(self, names: Iterable[str]) -> None:
+        """Store the switchable layer names (Faceswap fills this once and keeps it)."""
+        self.data["mixed_precision_layers"] = list(names)
+
+    @property
+    def mixed_precision(self) -> bool | None:
+        """The ``config.mixed_precision`` flag, or None when the state has none."""
+        value = self.data.get("config", {}).get("mixed_precision")
+        return None if value is None else bool(value)
+
+    @mixed_precision.setter
+    def mixed_precision(self, value: bool) -> None:
+        self.data.setdefault("config", {})["mixed_precision"] = bool(value)
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations recorded in the state (0 when absent)."""
+        value = self.data.get("iterations", 0)
+        return value if isinstance(value, int) else 0
+
+    @property
+    def sessions(self) -> dict[str, Any]:
+        """Training sessions keyed by their id (as strings, as stored)."""
+        value = self.data.get("sessions", {})
+        return value if isinstance(value, dict) else {}
+
+    def to_bytes(self) -> bytes:
+        """Serialise exactly as Faceswap's JSON serializer does."""
+        return json.dumps(self.data, indent=2).encode("utf-8")

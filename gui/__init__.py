@@ -1,0 +1,1 @@
+"""fsprec desktop app (PySide6 only; every file operation goes through fsprec.core)."""

@@ -1,0 +1,1 @@
+"""Icons, the .desktop file and other data shipped with fsprec."""
