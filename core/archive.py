@@ -101,7 +101,7 @@ def open_member(path: Path, name: str) -> io.BufferedReader | zipfile.ZipExtFile
         except KeyError as err:
             raise FsprecError(f"{path.name} has no {name} member.") from err
         if info.compress_type == zipfile.ZIP_STORED:
-            return io.BufferedReader(MemberWindow(path, info), buffer_size=1024 * 1024)
+            return io.BufferedReader(MemberWindow(path, info), buffer_size=64 * 1024)
     archive = zipfile.ZipFile(path)
     return archive.open(name)  # compressed: zipfile decompresses (slower, still streaming)
 
