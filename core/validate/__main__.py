@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float)
     parser.add_argument("--no-autopin", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--pin", action="append")
     args = parser.parse_args(argv)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         protocol.flush()
 
     options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
-                      not args.no_autopin, not args.no_speed)
+                      not args.no_autopin, not args.no_speed, args.pin)
     try:
         from . import measure
         from ..backend import ensure_backend

@@ -32,6 +32,7 @@ class Options:
     tolerance: float | None = None
     autopin: bool = True
     speed: bool = True
+    pins: list[str] | None = None  # kept float32; None: the model's own pins (if mixed)
 
     @property
     def rel_l2_tolerance(self) -> float:
@@ -109,7 +110,8 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
 
     emit("Output parity", 0, 2)
     fp32_stats, fp32_outputs = layer_stats(builder.base, inputs)
-    target = builder.build(options.policy)
+    pins = builder.folder.pinned if options.pins is None else list(options.pins)
+    target = builder.build(options.policy, pins)
     target_stats, target_outputs = layer_stats(target, inputs)
     outputs = measure.parity(fp32_outputs, target_outputs)
     emit("Output parity", 2, 2)
@@ -120,7 +122,9 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
     for path, stats in fp32_stats.items():
         row = stats.to_json()
         row["eligible"] = path.rsplit("/", 1)[-1] in eligible
-        row["nonfinite_target"] = target_stats[path].nonfinite if path in target_stats else 0
+        mixed = target_stats.get(path)
+        row["nonfinite_target"] = mixed.nonfinite if mixed else 0
+        row["introduces_nonfinite"] = bool(mixed and mixed.introduces_nonfinite)
         row["config_risk"] = risks.get(path)
         row["risk"] = _risk(row)
         layers.append(row)
@@ -132,17 +136,17 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
                                         inputs, options.steps,
                                         lambda s: emit("Training check", s, 2 * options.steps))
         mixed_run = measure.training_run(
-            builder.build(options.policy), options.policy, inputs, options.steps,
+            builder.build(options.policy, pins), options.policy, inputs, options.steps,
             lambda s: emit("Training check", options.steps + s, 2 * options.steps))
         training = {"steps": options.steps, "float32": fp32_run, "target": mixed_run}
 
-    speed = _speed(builder, options, inputs, emit) if options.speed else None
+    speed = _speed(builder, options.policy, pins, inputs, emit) if options.speed else None
     if speed is not None and training is not None:
         speed["train_float32_ips"] = training["float32"]["images_per_s"]
         speed["train_target_ips"] = training["target"]["images_per_s"]
 
     tolerance = options.rel_l2_tolerance
-    pins = None
+    search = None
     if options.autopin and not measure.outputs_ok(outputs, tolerance):
         emit("Auto-pin", 0, 1)
         risky = [row["path"].rsplit("/", 1)[-1] for row in layers
@@ -154,8 +158,9 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
             return measure.outputs_ok(measure.parity(fp32_outputs,
                                                      measure.forward(model, inputs)), tolerance)
 
-        found = autopin.search(list(dict.fromkeys(builder.folder.eligible)), passes, risky)
-        pins = asdict(found)
+        found = autopin.search(list(dict.fromkeys(builder.folder.eligible)), passes,
+                               [*pins, *risky])
+        search = asdict(found)
         emit("Auto-pin", 1, 1)
 
     result = {
@@ -163,6 +168,7 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
         "model": {"folder": str(builder.folder.path), "plugin": builder.folder.plugin,
                   "format": builder.folder.format, "precision": builder.folder.precision},
         "policy": options.policy,
+        "pins": pins,
         "device": measure.device_info(),
         "inputs": {"source": "images" if options.images else "synthetic",
                    "batch": options.batch, "shapes": [list(x.shape) for x in inputs]},
@@ -171,7 +177,7 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
         "layers": layers,
         "training": training,
         "speed": speed,
-        "autopin": pins,
+        "autopin": search,
     }
     result["verdict"] = verdict(result)
     result["seconds"] = time.perf_counter() - started
@@ -179,7 +185,8 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
 
 
 def _risk(row: dict[str, Any]) -> str | None:
-    if row["nonfinite_target"]:
+    """The layer's own risk (a layer only passing on non-finite values has none)."""
+    if row["introduces_nonfinite"]:
         return "nonfinite"
     if row["overflow"]:
         return "overflow"
@@ -188,16 +195,16 @@ def _risk(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _speed(builder: Builder, options: Options, inputs: list[np.ndarray], emit: Emit
-           ) -> dict[str, Any]:
+def _speed(builder: Builder, policy: str, pins: list[str], inputs: list[np.ndarray],
+           emit: Emit) -> dict[str, Any]:
     emit("Speed", 0, 2)
     found: dict[str, Any] = {}
-    for index, (label, policy) in enumerate((("float32", "float32"),
-                                             ("target", options.policy))):
-        model = builder.build(policy)
+    batch = inputs[0].shape[0]
+    for index, (label, model) in enumerate((("float32", builder.build("float32")),
+                                            ("target", builder.build(policy, pins)))):
         measure.reset_peak_memory()
         found[f"forward_{label}_ips"] = measure.throughput(
-            lambda m=model: measure.forward(m, inputs), options.batch)
+            lambda m=model: measure.forward(m, inputs), batch)
         found[f"peak_memory_{label}_mb"] = measure.peak_memory_mb()
         emit("Speed", index + 1, 2)
     found["speedup"] = found["forward_target_ips"] / found["forward_float32_ips"]

@@ -174,6 +174,9 @@ def training_run(model: Any, policy: str, inputs: list[np.ndarray], steps: int,
 def _scale(optimizer: Any) -> float | None:
     import keras
 
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
-    return None
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return None
+    scale = getattr(optimizer, "dynamic_scale", None)  # created on the first step
+    if scale is None:
+        return float(optimizer.initial_scale)
+    return float(keras.ops.convert_to_numpy(scale))

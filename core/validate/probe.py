@@ -31,6 +31,18 @@ class LayerStats:
     above_fp16_max: int = 0
     below_fp16_tiny: int = 0
     nonzero: int = 0
+    nonfinite_inputs: int = 0
+
+    def add_inputs(self, arrays: list[np.ndarray]) -> None:
+        """Count non-finite values arriving at the layer (to tell who introduced them)."""
+        for array in arrays:
+            if np.issubdtype(array.dtype, np.floating):
+                self.nonfinite_inputs += int(array.size - np.count_nonzero(np.isfinite(array)))
+
+    @property
+    def introduces_nonfinite(self) -> bool:
+        """True when the layer turned finite inputs into non-finite outputs."""
+        return self.nonfinite > 0 and self.nonfinite_inputs == 0
 
     def add(self, array: np.ndarray) -> None:
         """Fold one output array into the statistics."""
@@ -94,6 +106,9 @@ def recording(model: Any) -> Iterator[dict[str, LayerStats]]:
         original = layer.call
 
         def call(*args, __original=original, __record=record, **kwargs):
+            __record.add_inputs([np.asarray(keras.ops.convert_to_numpy(t))
+                                 for t in keras.tree.flatten((args, kwargs))
+                                 if keras.ops.is_tensor(t)])
             outputs = __original(*args, **kwargs)
             for tensor in keras.tree.flatten(outputs):
                 __record.add(np.asarray(keras.ops.convert_to_numpy(tensor)))

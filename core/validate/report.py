@@ -13,10 +13,12 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     speed = result.get("speed") or {}
     faster = (f"; forward {speed['speedup']:.2f}x float32's speed on "
               f"{result['device']['name']}") if speed.get("speedup") else ""
+    kept = result.get("pins") or []
     if nonfinite == 0 and worst <= tolerance:
-        return {"status": "safe", "pins": [],
-                "text": f"safe: outputs within {worst:.2%} of float32 (relative L2, "
-                        f"tolerance {tolerance:.0%}){faster}."}
+        with_pins = f" with {', '.join(kept)} kept in float32" if kept else ""
+        return {"status": "safe", "pins": list(kept),
+                "text": f"safe{with_pins}: outputs within {worst:.2%} of float32 (relative "
+                        f"L2, tolerance {tolerance:.0%}){faster}."}
     problem = (f"{nonfinite} non-finite output values" if nonfinite
                else f"outputs {worst:.2%} away from float32 (tolerance {tolerance:.0%})")
     risky = [l["path"] for l in result["layers"] if l.get("risk") in ("nonfinite", "overflow")]

@@ -45,6 +45,8 @@ def command(folder: str | Path, options: Options, python: str = sys.executable) 
         argv.append("--no-autopin")
     if not options.speed:
         argv.append("--no-speed")
+    for pin in options.pins or ():
+        argv += ["--pin", pin]
     return argv
 
 
