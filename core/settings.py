@@ -41,13 +41,13 @@ class Settings:
 
     ``mixed_precision`` is a bool as in Faceswap (True means ``mixed_float16``) or, as an
     fsprec extension, a policy name such as ``"mixed_bfloat16"``. Prediction always runs in
-    float32. ``arguments`` (Faceswap's command line namespace) is kept for callers and unused
-    here, as in Faceswap.
+    float32. ``arguments`` (Faceswap's command line namespace) completes Faceswap's signature;
+    Faceswap does not use it here either.
     """
 
     def __init__(self, arguments: Any = None, mixed_precision: bool | str = False,
                  is_predict: bool = False) -> None:
-        self.arguments = arguments
+        del arguments
         requested = _policy_for(mixed_precision)
         self._policy = "float32" if is_predict else requested
         if self.use_mixed_precision:
@@ -107,11 +107,11 @@ class Settings:
                               eligible: Sequence[str] | None = None) -> keras.Model:
         """Return ``model`` rebuilt in these settings' precision, with its weights.
 
-        The switchable layers come from ``state.mixed_precision_layers``. Without them a
-        switch to float32 records the layers that are mixed in ``model``; a switch to mixed
-        precision uses ``eligible`` (e.g. :func:`fsprec.core.layers.derived_eligible`) when
-        given and otherwise keeps the model as it is, with a warning, as Faceswap does.
-        The list used is stored in ``state``.
+        The switchable layers come from ``state.mixed_precision_layers``; when the state has
+        none, from ``eligible`` (e.g. :func:`fsprec.core.layers.derived_eligible`) if given.
+        Otherwise, as in Faceswap, a switch to float32 takes the layers that are mixed in
+        ``model`` and a switch to mixed precision keeps the model as it is, with a warning.
+        A list found this way is stored in ``state``.
         """
         names = state.mixed_precision_layers
         if self.use_mixed_precision and not names and eligible is None:
@@ -125,12 +125,13 @@ class Settings:
             names = list(eligible) if eligible is not None else mixed_in_config(
                 config["layers"])
             state.add_mixed_precision_layers(names)
-        switched = switch_precision({"class_name": "Functional", "config": config}, names,
-                                    self._policy)
+        model_class = type(model)
+        switched = switch_precision({"class_name": model_class.__name__, "config": config},
+                                    names, self._policy)
         objects = {**compat.custom_objects(), **_layer_classes(model)}
         del model
         keras.backend.clear_session()
-        new_model = keras.Model.from_config(switched["config"], custom_objects=objects)
+        new_model = model_class.from_config(switched["config"], custom_objects=objects)
         new_model.set_weights(weights)
         logger.info("Mixed precision %s.", "enabled" if self.use_mixed_precision else "disabled")
         return new_model
