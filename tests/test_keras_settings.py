@@ -142,12 +142,12 @@ def test_loss_scale_optimizer_trains_one_step() -> None:
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     model = build_faceswap_style([keras.Input((8, 8, 3))])
     assert model.get_layer("conv_16_conv2d").compute_dtype == "float16"
-    kernel = keras.ops.convert_to_numpy(model.get_layer("conv_16_conv2d").kernel).copy()
+    kernel = model.get_layer("conv_16_conv2d").kernel.numpy().copy()
     model.compile(optimizer=optimizer, loss="mse")
     rng = np.random.default_rng(0)
     loss = model.train_on_batch(rng.random((2, 8, 8, 3), "float32"),
                                 rng.random((2, 16, 16, 3), "float32"))
-    scale = float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
+    scale = float(optimizer.dynamic_scale.numpy())
     assert np.isfinite(loss) and np.isfinite(scale) and scale == 2.0 ** 8
-    trained = keras.ops.convert_to_numpy(model.get_layer("conv_16_conv2d").kernel)
+    trained = model.get_layer("conv_16_conv2d").kernel.numpy()
     assert trained.dtype == np.float32 and not np.array_equal(kernel, trained)
