@@ -57,15 +57,12 @@ def _upgrade_model(model: dict[str, Any], functional: set[str]) -> None:
 
 
 def _upgrade_layer(layer: dict[str, Any]) -> None:
-    name = layer.get("name") or layer["config"].get("name", "")
-    class_name = layer.get("class_name")
-    config = layer["config"]
-    if name == "visual":
+    if (layer.get("name") or layer["config"].get("name")) == "visual":
         raise FsprecError("This Faceswap 2 model has a CLIP encoder ('visual'), which Keras 3 "
-                          "cannot rebuild from its config; let Faceswap 3 upgrade it, or pass "
-                          "faceswap_dir to use Faceswap's own classes on the upgraded model.")
-    if class_name == "TFOpLambda":
+                          "cannot rebuild from its config; let Faceswap 3 upgrade it.")
+    if layer.get("class_name") == "TFOpLambda":
         _to_scalar_op(layer)
+    class_name, config = layer.get("class_name"), layer["config"]
     if class_name == "LeakyReLU" and "alpha" in config:
         config["negative_slope"] = config.pop("alpha")
     if class_name in _NO_GROUPS:
@@ -74,9 +71,9 @@ def _upgrade_layer(layer: dict[str, Any]) -> None:
         for key in _SEPARABLE_DROPPED:
             config.pop(key, None)
     if class_name != "InputLayer" and not is_model_entry(layer) and "dtype" in config:
-        policy = policy_name(layer["config"]["dtype"])
+        policy = policy_name(config["dtype"])
         if policy is not None:
-            layer["config"]["dtype"] = policy_form(policy, 3)
+            config["dtype"] = policy_form(policy, 3)
 
 
 def flatten_refs(node: Any) -> list[list[Any]]:
@@ -114,7 +111,10 @@ def _to_scalar_op(layer: dict[str, Any]) -> None:
                           "scalar operation; Keras 3 cannot load it.")
     for ref in refs:
         ref[3:] = [{}]
-    layer["class_name"] = "ScalarOp"
+    # The Keras 3 entry form (with a module) keeps the legacy loader from reading the
+    # operation name as a Keras function of the same name.
+    layer.update({"module": "lib.model.layers", "class_name": "ScalarOp",
+                  "registered_name": "ScalarOp"})
     layer["inbound_nodes"] = nodes
     layer["config"] = {"name": name, "trainable": config.get("trainable", True),
                        "dtype": config.get("dtype", "float32"), "operation": operation,

@@ -43,7 +43,7 @@ class ConvolutionAware(initializers.Initializer):
         basis = self._basis(rng, filters, stack_size, math.prod(fourier_shape), dtype)
         basis = basis.reshape((filters, stack_size, *fourier_shape))
         noise = rng.normal(0.0, self.eps_std, (filters, stack_size, *kernel_shape))
-        kernel = np.fft.irfftn(basis, kernel_shape) + noise
+        kernel = np.fft.irfftn(basis, kernel_shape, axes=range(-len(kernel_shape), 0)) + noise
         fan_in = stack_size * math.prod(kernel_shape)
         kernel = (kernel * np.sqrt(2.0 / fan_in / np.var(kernel))).astype(dtype)
         self.initialized = True
