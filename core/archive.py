@@ -101,7 +101,7 @@ def open_member(path: Path, name: str) -> io.BufferedReader | zipfile.ZipExtFile
         except KeyError as err:
             raise FsprecError(f"{path.name} has no {name} member.") from err
         if info.compress_type == zipfile.ZIP_STORED:
-            return io.BufferedReader(MemberWindow(path, info), buffer_size=1024 * 1024)
+            return io.BufferedReader(MemberWindow(path, info), buffer_size=64 * 1024)
     archive = zipfile.ZipFile(path)
     return archive.open(name)  # compressed: zipfile decompresses (slower, still streaming)
 
@@ -142,8 +142,9 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
             raise FsprecError(f"{src_path.name} has no {name} member.")
         ends = sorted({i.header_offset for i in infos} | {_central_dir_offset(zin, total)})
         with zipfile.ZipFile(dst, "w") as zout:
-            done = 0
             for info in infos:
+                start = info.header_offset
+                end = next(e for e in ends if e > start)
                 if info.filename == name:
                     new = zipfile.ZipInfo(info.filename, info.date_time)
                     new.compress_type = info.compress_type
@@ -151,30 +152,28 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                     new.create_system = info.create_system
                     new.comment = info.comment
                     zout.writestr(new, data)
-                    done += info.compress_size
-                    progress(done, total)
+                    progress(end, total)
                     continue
-                start = info.header_offset
-                end = next(e for e in ends if e > start)
                 raw = copy.copy(info)
                 raw.header_offset = zout.fp.tell()
                 body = data_offset(fsrc, info)
                 zout.fp.write(_read_exact(fsrc, start, body - start))
                 stored = info.compress_type == zipfile.ZIP_STORED
                 done, checksum = _copy_range(fsrc, zout.fp, body, info.compress_size, progress,
-                                             done, total, cancelled, crc=stored)
+                                             body, total, cancelled, crc=stored)
                 if stored and checksum != info.CRC:
                     raise FsprecError(f"{info.filename} in {src_path.name} is damaged "
                                       "(CRC mismatch); nothing was changed.")
-                tail = end - body - info.compress_size  # data descriptor, if any
+                tail = end - done  # a data descriptor, if any
                 if tail < 0:
                     raise FsprecError(f"{info.filename} in {src_path.name} overlaps the next "
                                       "member (damaged zip); nothing was changed.")
-                done, _ = _copy_range(fsrc, zout.fp, body + info.compress_size, tail, progress,
-                                      done, total, cancelled, crc=False)
+                _copy_range(fsrc, zout.fp, done, tail, progress, done, total, cancelled,
+                            crc=False)
                 zout.filelist.append(raw)
                 zout.NameToInfo[raw.filename] = raw
                 zout.start_dir = zout.fp.tell()
+        progress(total, total)
 
 
 def _read_exact(src: BinaryIO, start: int, length: int) -> bytes:

@@ -58,12 +58,15 @@ def write_atomic(target: Path, data: bytes) -> None:
     fsync_dir(target.parent)
 
 
-def link_or_copy(source: Path, dest: Path) -> None:
-    """Make ``dest`` hold ``source``'s current bytes, atomically.
+def stage_backup(source: Path, backup: Path) -> Path:
+    """Stage ``source``'s current bytes as the temp file of ``backup``; return the temp path.
 
-    A hard link costs no space or time; where the file system has none, a copy is made.
+    A hard link costs no space or time (where the file system has none, a copy is made). The
+    link only ever has the hidden temp name while ``source`` is live: :func:`commit` moves it
+    to ``backup`` in the same step that replaces ``source`` with a new file, so a backup never
+    shares its bytes with a model file Faceswap may later rewrite in place.
     """
-    tmp = temp_path(dest)
+    tmp = temp_path(backup)
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
@@ -75,7 +78,7 @@ def link_or_copy(source: Path, dest: Path) -> None:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    os.replace(tmp, dest)
+    return tmp
 
 
 def check_writable(folder: Path) -> None:

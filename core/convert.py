@@ -290,6 +290,7 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
     target_model = dest / model.model_file.name
     target_state = dest / f"{model.plugin}_state.json"
     moves = [(atomic.temp_path(target_model), target_model)]
+    backups: list[Path] = []
     try:
         task.check()
         if model.format == "keras3":
@@ -300,12 +301,11 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
             atomic.write_temp(target_state, plan_.state.to_bytes())
             moves.append((atomic.temp_path(target_state), target_state))
         task.check()
-        backups = []
         if plan_.in_place and plan_.backup:
             task.progress("Backing up", 0, 1)
             for source, backup in zip([model.model_file, model.state_file], plan_.backup_files):
                 if source is not None:
-                    atomic.link_or_copy(source, backup)
+                    moves.insert(0, (atomic.stage_backup(source, backup), backup))
                     backups.append(backup)
         task.check()
     except BaseException as err:

@@ -75,7 +75,7 @@ def write_mixed_precision(path: str | Path, value: bool) -> TrainIni:
     if current.mixed_precision is None:
         raise FsprecError(f"{path} has no mixed_precision option in [global] to update; "
                           "open Faceswap's training settings once to create it.")
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = path.read_bytes().decode("utf-8").splitlines(keepends=True)
     section = None
     for index, line in enumerate(lines):
         header = re.match(r"^\s*\[([^\]]+)\]", line)

@@ -1,0 +1,66 @@
+"""The file engine runs on h5py + numpy alone and never reads weight data to inspect."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+
+from factory import make_keras3
+from fsprec.core import open_model
+from fsprec.core.archive import MemberWindow
+
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"keras", "tensorflow", "torch", "jax", "PySide6", "pyqtgraph"}:
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+from fsprec.core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_works_without_keras_or_qt(tmp_path):
+    folder = make_keras3(tmp_path / "m")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for argv in (["inspect", str(folder)], ["convert", str(folder), "--to", "mixed_float16",
+                                            "--yes"], ["nan-scan", str(folder)],
+                 ["scan", str(tmp_path)], ["restore", str(folder)]):
+        run = subprocess.run([sys.executable, "-c", BLOCKER, *argv], env=env,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert open_model(folder).precision == "float32"  # restored
+
+
+def test_inspection_reads_no_weight_data(tmp_path, monkeypatch):
+    """A 64 MB kernel is counted in the parameters without its bytes being read."""
+    folder = make_keras3(tmp_path / "m", optimizer=False)
+    path = folder / "tiny.keras"
+    archive = zipfile.ZipFile(path)
+    members = [(i, archive.read(i.filename)) for i in archive.infolist()]
+    buffer = io.BytesIO(dict((i.filename, d) for i, d in members)["model.weights.h5"])
+    with h5py.File(buffer, "r+") as h5:
+        h5["layers/functional/layers/dense/vars"].create_dataset(
+            "2", data=np.ones((4096, 4096), "float32"))
+    with zipfile.ZipFile(path, "w") as out:
+        for info, data in members:
+            out.writestr(info, buffer.getvalue() if info.filename == "model.weights.h5" else data)
+    read = [0]
+    real = MemberWindow.readinto
+
+    def counting(self, buffer):
+        count = real(self, buffer)
+        read[0] += count
+        return count
+    monkeypatch.setattr(MemberWindow, "readinto", counting)
+    model = open_model(folder)
+    dense = next(l for l in model.leaves() if l.path == "encoder/dense")
+    assert dense.params == 128 * 16 + 16 + 4096 * 4096
+    assert path.stat().st_size > 64_000_000
+    assert 0 < read[0] < 1_000_000

@@ -1,0 +1,179 @@
+"""Reading model folders: formats, layer trees, dtypes, eligibility and parameter counts."""
+from __future__ import annotations
+
+import io
+import sys
+import zipfile
+
+import h5py
+
+import pytest
+
+from conftest import FIXTURES, fixture_names, fixture_path, needs_fixtures
+from factory import ELIGIBLE, make_keras2, make_keras3
+from fsprec.core import open_model
+from fsprec.core.layers import derived_eligible, mixed_in_config, policy_name
+
+# Layer counts from the fixtures' README (leaves; fs2 counts there include 3 sub-models).
+LEAVES = {"dfaker": 78, "lightweight": 40, "original": 42,
+          "original_lowmem_icnr_convaware_reflect": 50, "phaze_a": 98}
+FS2_LEAVES = {"dfl_sae": 102, "lightweight": 40, "original": 40}
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", fixture_names("fs3"))
+def test_fs3_fixture_layers_and_eligibility(name):
+    model = open_model(FIXTURES / "fs3" / name)
+    plugin = name.split("-")[0]
+    assert model.format == "keras3" and model.keras_version == "3.14.1"
+    leaves = model.leaves()
+    assert len(leaves) == LEAVES[plugin]
+    stored = model.state.mixed_precision_layers
+    mixed = mixed_in_config(model.config_layers)
+    # Faceswap's own list: the state's, or (models built mixed) the mixed layers.
+    assert model.eligible == (stored or mixed)
+    assert model.eligible_source == ("state" if stored else "config")
+    mixed_names = ("-mixed", "-mixed-trained", "-switched-to-mixed")
+    expected = "mixed_float16" if name.endswith(mixed_names) else "float32"
+    assert model.precision == expected
+    # Every eligible layer carries the model's policy; the others stay float32 or have none.
+    for leaf in leaves:
+        if leaf.eligible:
+            assert leaf.dtype_policy == expected
+        else:
+            assert leaf.dtype_policy in ("float32", None)
+            assert leaf.reason
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", fixture_names("fs2"))
+def test_fs2_fixture_layers_and_eligibility(name):
+    model = open_model(FIXTURES / "fs2" / name)
+    assert model.format == "keras2" and model.keras_version == "2.10.0"
+    assert len(model.leaves()) == FS2_LEAVES[name.split("-")[0]]
+    stored = model.state.mixed_precision_layers
+    assert model.eligible == (stored or mixed_in_config(model.config_layers))
+    expected = "mixed_float16" if name.endswith(("-mixed", "to_mixed")) else "float32"
+    assert model.precision == expected
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", [f"fs3/{n}" for n in fixture_names("fs3")]
+                         + [f"fs2/{n}" for n in fixture_names("fs2")])
+def test_derived_set_equals_faceswaps_own_list(name):
+    """The derived eligible set (for old models without a stored list) must agree exactly
+    with the list Faceswap stored, or with the mixed layers of a model built mixed."""
+    model = open_model(fixture_path(name))
+    faceswap = model.state.mixed_precision_layers or mixed_in_config(model.config_layers)
+    assert derived_eligible(model.config_layers) == faceswap
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", ["fs3/original-fp32", "fs3/phaze_a-mixed", "fs3/dfaker-fp32",
+                                  "fs2/dfl_sae-fp32-opt", "fs2/original-mixed"])
+def test_parameter_counts_match_the_weights_file(name):
+    """Params per layer come from h5 shapes; the total equals every dataset in the file."""
+    folder = fixture_path(name)
+    model = open_model(folder)
+    tree_total = sum(top.params for top in model.layer_tree())
+    if model.format == "keras3":
+        raw = zipfile.ZipFile(model.model_file).read("model.weights.h5")
+        h5 = h5py.File(io.BytesIO(raw), "r")
+        prefix = "layers"
+    else:
+        h5 = h5py.File(model.model_file, "r")
+        prefix = "model_weights"
+    sizes = []
+    h5[prefix].visititems(lambda n, o: sizes.append(o.size) if isinstance(o, h5py.Dataset)
+                          else None)
+    h5.close()
+    assert tree_total == model.weights.total_params == sum(sizes)
+    assert not [w for w in model.weights.weights if "?" in w.layer]
+
+
+@needs_fixtures
+def test_known_layer_parameters():
+    model = open_model(fixture_path("fs3/original-fp32"))
+    params = {leaf.path: leaf.params for leaf in model.leaves()}
+    assert params["encoder/conv_128_0_conv2d"] == 5 * 5 * 3 * 128 + 128
+    assert params["encoder/dense"] == 16384 * 1024 + 1024
+    assert params["decoder_a/face_out_a_0_conv2d"] == 5 * 5 * 64 * 3 + 3
+    assert params["encoder/conv_128_0_leakyrelu"] == 0
+
+
+@needs_fixtures
+def test_reasons_explain_each_layer():
+    model = open_model(fixture_path("fs3/phaze_a-fp32"))
+    reasons = {leaf.path: leaf.reason for leaf in model.leaves()}
+    assert reasons["face_in_a"] == "input layer"
+    assert reasons["decoder_both/face_out_0"] == "output activation kept float32 by Faceswap"
+    assert "AdaInstanceNormalization" in reasons["g_block_both/ada_instance_normalization"]
+    assert reasons["encoder/fs_enc_convblk_0_conv2d"] == "stored in state"
+    mixed = open_model(fixture_path("fs3/phaze_a-mixed"))
+    assert {l.reason for l in mixed.leaves() if l.eligible} == {"mixed in this model"}
+
+
+@needs_fixtures
+def test_backups_and_inspection_reads_no_keras(capsys):
+    model = open_model(fixture_path("fs3/original-fp32-backup"))
+    assert [p.name for p in model.backups] == ["original.keras.bk", "original_state.json.bk"]
+    assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+
+
+def test_policy_forms():
+    assert policy_name("float32") == "float32"
+    assert policy_name({"module": "keras", "class_name": "DTypePolicy",
+                        "config": {"name": "mixed_float16"}, "registered_name": None,
+                        "shared_object_id": 1}) == "mixed_float16"
+    assert policy_name({"class_name": "Policy", "config": {"name": "mixed_bfloat16"}}) \
+        == "mixed_bfloat16"
+    assert policy_name(None) is None
+
+
+@pytest.mark.parametrize("maker", [make_keras3, make_keras2])
+def test_tiny_models_tree(tmp_path, maker):
+    model = open_model(maker(tmp_path / "m"))
+    paths = {leaf.path: leaf for leaf in model.leaves()}
+    assert "encoder/stem/stem_conv2d" in paths  # nested two deep
+    assert paths["encoder/spatial_dropout2d"].dtype_policy == "float32"
+    assert not paths["encoder/spatial_dropout2d"].eligible
+    assert paths["decoder_a/face_out_a_0"].reason == "output activation kept float32 by Faceswap"
+    assert model.eligible == ELIGIBLE
+    assert paths["encoder/dense"].params == 128 * 16 + 16
+    assert paths["encoder/stem/stem_conv2d"].params == 8 * 8 + 8
+    assert paths["decoder_b/face_out_b_0_conv2d"].params == 3 * 3 * 8 * 3 + 3
+    if model.format == "keras3":
+        op = paths["encoder/add"]
+        assert op.dtype_policy is None and op.reason == "op without a dtype policy"
+    assert derived_eligible(model.config_layers) == ELIGIBLE
+
+
+def test_tiny_mixed_model(tmp_path):
+    model = open_model(make_keras3(tmp_path / "m", mixed=True))
+    assert model.precision == "mixed_float16"
+    assert model.eligible_source == "config"
+    assert model.eligible == ELIGIBLE
+
+
+def test_missing_state_still_opens(tmp_path):
+    folder = make_keras3(tmp_path / "m")
+    (folder / "tiny_state.json").unlink()
+    model = open_model(folder)
+    assert model.state is None and "No state file" in model.state_problem
+    assert model.eligible_source == "derived" and model.eligible == ELIGIBLE
+
+
+def test_malformed_state_is_flagged(tmp_path):
+    folder = make_keras3(tmp_path / "m")
+    (folder / "tiny_state.json").write_text("{not json")
+    model = open_model(folder)
+    assert model.state is None and "cannot be read" in model.state_problem
+
+
+def test_inference_models_and_bk_files_are_ignored(tmp_path):
+    folder = make_keras3(tmp_path / "m")
+    (folder / "tiny_inference.keras").write_bytes(b"x")
+    (folder / "tiny.keras.bk").write_bytes((folder / "tiny.keras").read_bytes())
+    model = open_model(folder)
+    assert model.model_file.name == "tiny.keras"
+    assert [p.name for p in model.backups] == ["tiny.keras.bk"]
