@@ -35,6 +35,7 @@ class Column(IntEnum):
     PIN = 5
 
 
+COLUMN_COUNT = len(Column)
 HEADERS = {Column.NAME: "Name", Column.CLASS: "Class", Column.DTYPE: "dtype policy",
            Column.ELIGIBLE: "Eligible", Column.PARAMS: "Params", Column.PIN: "Keep float32"}
 
@@ -119,9 +120,9 @@ class LayerTreeModel(QAbstractItemModel):
         return layer.name in self._pins
 
     @property
-    def has_params(self) -> bool:
-        """True once parameter counts are filled in."""
-        return bool(self._params)
+    def params(self) -> dict[str, int]:
+        """Parameter counts per layer path (empty until counted)."""
+        return self._params
 
     # QAbstractItemModel ----------------------------------------------------------------------
     def _node(self, index: Index) -> _Node | None:
@@ -133,7 +134,7 @@ class LayerTreeModel(QAbstractItemModel):
 
     def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
         children = self._children(parent)
-        if not (0 <= row < len(children) and 0 <= column < len(Column)):
+        if not (0 <= row < len(children) and 0 <= column < COLUMN_COUNT):
             return QModelIndex()
         return self.createIndex(row, column, children[row])
 
@@ -149,7 +150,7 @@ class LayerTreeModel(QAbstractItemModel):
         return len(self._children(parent))
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return len(Column)
+        return COLUMN_COUNT
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -174,7 +175,7 @@ class LayerTreeModel(QAbstractItemModel):
         node = self._node(index)
         if node is None:
             return None
-        layer, column = node.layer, Column(index.column())
+        layer, column = node.layer, index.column()
         if role == LAYER_ROLE:
             return layer
         if role == Qt.ItemDataRole.DisplayRole:
@@ -197,7 +198,7 @@ class LayerTreeModel(QAbstractItemModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def _display(self, layer: Layer, column: Column) -> str:
+    def _display(self, layer: Layer, column: int) -> str:
         if column == Column.NAME:
             return layer.name
         if column == Column.CLASS:
@@ -211,7 +212,7 @@ class LayerTreeModel(QAbstractItemModel):
             return f"{count:,}" if count else ("" if count is None else "0")
         return ""
 
-    def _tooltip(self, layer: Layer, column: Column) -> str:
+    def _tooltip(self, layer: Layer, column: int) -> str:
         if column == Column.PIN:
             return PIN_TOOLTIP if layer.eligible else ""
         if layer.is_model:

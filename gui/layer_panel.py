@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 
 from fsprec.core.layers import Layer
 
-from .layer_model import LAYER_ROLE, Column, LayerFilterProxy, LayerTreeModel
+from .layer_model import LAYER_ROLE, Column, LayerFilterProxy, LayerTreeModel, dtype_label
 from .theme import PRECISION_LABELS, badge_style
 
 # A prominent button that follows the palette (readable in light and dark themes).
@@ -18,6 +18,10 @@ _PRIMARY_STYLE = (
     " border: none; border-radius: 6px; padding: 8px 18px; font-weight: 600; }"
     "QPushButton:hover { background: palette(link); }"
     "QPushButton:disabled { background: palette(mid); color: palette(window); }")
+
+
+_FITTED = (Column.CLASS, Column.DTYPE, Column.ELIGIBLE, Column.PARAMS, Column.PIN)
+_CELL_PADDING = 8
 
 
 class LayerPanel(QWidget):
@@ -68,8 +72,10 @@ class LayerPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
-        for column in (Column.CLASS, Column.DTYPE, Column.ELIGIBLE, Column.PARAMS, Column.PIN):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Fitted once per content change (_fit_columns): ResizeToContents would measure every
+        # row again on each change and stall the GUI thread on big models.
+        for column in _FITTED:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         self.tree.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.summary = QLabel()
@@ -113,12 +119,31 @@ class LayerPanel(QWidget):
         self.badge.setToolTip(f"The model is saved in {precision}.")
         self.model.set_layers(tree, pins)
         self.tree.expandAll()
+        self._fit_columns()
         self._update_summary()
 
     def set_params(self, params: dict[str, int]) -> None:
         """Fill in the parameter counts."""
         self.model.set_params(params)
+        self._fit_columns()
         self._update_summary()
+
+    def _fit_columns(self) -> None:
+        """Size the narrow columns to their longest text, from font metrics alone (asking the
+        model for every row's size hint costs milliseconds per column on big models)."""
+        layers = self.model.layers()
+        texts = {Column.CLASS: {layer.class_name for layer in layers},
+                 Column.DTYPE: {dtype_label(layer) for layer in layers},
+                 Column.ELIGIBLE: {"yes", "no"},
+                 Column.PARAMS: {f"{count:,}" for count in self.model.params.values()},
+                 Column.PIN: set()}
+        icon = self.tree.iconSize().width() + 6
+        extra = {Column.DTYPE: icon, Column.ELIGIBLE: icon}
+        metrics, header = self.tree.fontMetrics(), self.tree.header()
+        for column, strings in texts.items():
+            width = max((metrics.horizontalAdvance(text) for text in strings), default=0)
+            width += extra.get(column, 0) + 2 * _CELL_PADDING
+            self.tree.setColumnWidth(column, max(width, header.sectionSizeHint(column)))
 
     def set_switch(self, text: str, tooltip: str, enabled: bool) -> None:
         """Label and enable the switch button."""
