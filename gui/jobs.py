@@ -21,10 +21,11 @@ from fsprec.core.task import Task
 
 @dataclass
 class Opened:
-    """A model folder read for display: its tree without parameter counts."""
+    """A model folder read for display: its tree without parameter counts, and its pins."""
 
     folder: ModelFolder
     tree: list[Layer]
+    pins: list[str]
 
 
 @dataclass
@@ -48,9 +49,9 @@ def open_folder(path: Path, task: Task) -> Opened:
     task.progress("Reading model", 0, 1)
     folder = open_model(path)
     tree = folder.layer_tree(with_params=False)
-    _ = folder.precision  # computed here rather than on the GUI thread
+    pins = folder.pinned  # computes the precision too, here rather than on the GUI thread
     task.progress("Reading model", 1, 1)
-    return Opened(folder, tree)
+    return Opened(folder, tree, pins)
 
 
 def open_or_browse(path: Path, task: Task) -> Opened | Browse:

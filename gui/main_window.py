@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._params: dict[str, int] = {}
         self._can_restore = False
         self._opening: Path | None = None
+        self._saved_pins: list[str] = []
         self._scan_root: Path | None = None
 
         self.setWindowTitle("fsprec")
@@ -364,10 +365,10 @@ class MainWindow(QMainWindow):
             return
         folder = result.folder
         self.folder = folder
+        self._saved_pins = result.pins
         self._params = {}
-        pins = folder.pinned
         self.panel.show_model(folder.plugin, str(folder.path), folder.precision, result.tree,
-                              pins)
+                              result.pins)
         self.center.setCurrentWidget(self.panel)
         self.details.show_model(folder)
         self.details.show_layer(None, None)
@@ -487,7 +488,7 @@ class MainWindow(QMainWindow):
             return "", [], _SWITCH_LABELS["mixed_float16"], "Open a model first."
         pins = self.panel.model.pins()
         if folder.precision in MIXED_POLICIES:
-            if set(pins) != set(folder.pinned):
+            if set(pins) != set(self._saved_pins):
                 return (folder.precision, pins, f"Apply float32 pins ({len(pins)} layers)",
                         "Keep the checked layers in float32 and run the others in "
                         f"{PRECISION_LABELS[folder.precision]}.")
