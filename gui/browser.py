@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QPushButton, QSty
 
 from fsprec.core.scan import ScanEntry
 
-from .theme import PRECISION_LABELS, policy_color, text_on
+from .theme import PRECISION_LABELS, SHORT_PRECISION_LABELS, policy_color, text_on
 
 Index = QModelIndex | QPersistentModelIndex
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -31,14 +31,14 @@ def human_size(size: int) -> str:
 
 
 def entry_facts(entry: ScanEntry) -> str:
-    """The second line of a browser row: plugin, format, iterations, size, backup."""
+    """The second line of a browser row: format, iterations, size, backup, plugin."""
     if not entry.plugin:
         return entry.problem or "not a readable model"
-    facts = [entry.plugin, FORMAT_SHORT.get(entry.format, entry.format),
-             f"{entry.iterations:,} it", human_size(entry.size)]
+    facts = [FORMAT_SHORT.get(entry.format, entry.format), f"{entry.iterations:,} it",
+             human_size(entry.size)]
     if entry.has_backup:
         facts.append("backup")
-    return " · ".join(facts)
+    return " · ".join([*facts, entry.plugin])
 
 
 class ScanListModel(QAbstractListModel):
@@ -67,7 +67,9 @@ class ScanListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.label(entry)
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [str(entry.path), entry_facts(entry)]
+            precision = PRECISION_LABELS.get(entry.precision, entry.precision)
+            facts = entry_facts(entry) + (f" · {precision}" if precision else "")
+            lines = [str(entry.path), facts]
             if entry.plugin and entry.problem:
                 lines.append(entry.problem)
             return "\n".join(lines)
@@ -108,38 +110,38 @@ class ScanDelegate(QStyledItemDelegate):
         text_role = (QPalette.ColorRole.HighlightedText if selected
                      else QPalette.ColorRole.Text)
         rect = option.rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
-        painter.save()
-        badge_rect = self._paint_badge(painter, option, rect, entry)
         bold = QFont(option.font)
         bold.setWeight(QFont.Weight.DemiBold)
-        line = QFontMetrics(bold).height()
-        text_width = rect.width() - (badge_rect.width() + self.PAD if badge_rect else 0)
+        bold_metrics = QFontMetrics(bold)
+        name_rect = QRect(rect.left(), rect.top(), rect.width(), bold_metrics.height())
+        facts_rect = QRect(rect.left(), name_rect.bottom() + self.PAD // 2, rect.width(),
+                           option.fontMetrics.height() + 2)
+        painter.save()
         painter.setFont(bold)
         painter.setPen(option.palette.color(text_role))
-        name = QFontMetrics(bold).elidedText(index.data(), Qt.TextElideMode.ElideMiddle,
-                                             text_width)
-        painter.drawText(QRect(rect.left(), rect.top(), text_width, line),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         bold_metrics.elidedText(index.data(), Qt.TextElideMode.ElideMiddle,
+                                                 rect.width()))
         painter.setFont(option.font)
-        facts_color = option.palette.color(text_role)
-        if not selected:
-            facts_color = option.palette.color(QPalette.ColorRole.PlaceholderText)
-        painter.setPen(facts_color)
-        facts = option.fontMetrics.elidedText(entry_facts(entry), Qt.TextElideMode.ElideRight,
-                                              rect.width())
-        painter.drawText(QRect(rect.left(), rect.top() + line + self.PAD // 2, rect.width(),
-                               option.fontMetrics.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, facts)
+        badge = self._paint_badge(painter, option, facts_rect, entry)
+        if badge is not None:
+            facts_rect.setRight(badge.left() - self.PAD)
+        painter.setPen(option.palette.color(
+            text_role if selected else QPalette.ColorRole.PlaceholderText))
+        painter.drawText(facts_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         option.fontMetrics.elidedText(entry_facts(entry),
+                                                       Qt.TextElideMode.ElideRight,
+                                                       facts_rect.width()))
         painter.restore()
 
     def _paint_badge(self, painter: QPainter, option: QStyleOptionViewItem, rect: QRect,
                      entry: ScanEntry) -> QRect | None:
         if not entry.precision:
             return None
-        text = PRECISION_LABELS.get(entry.precision, entry.precision)
+        text = SHORT_PRECISION_LABELS.get(entry.precision, entry.precision)
         metrics = option.fontMetrics
         width = metrics.horizontalAdvance(text) + 14
-        badge = QRect(rect.right() - width, rect.top(), width, metrics.height() + 2)
+        badge = QRect(rect.right() - width, rect.top(), width, rect.height())
         color = policy_color(entry.precision)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)

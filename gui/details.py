@@ -9,6 +9,7 @@ from fsprec.core.modelfile import ModelFolder
 
 from .layer_model import dtype_label
 from .theme import PRECISION_LABELS
+from .widgets import ElidedLabel
 
 FORMAT_LABELS = {"keras3": "Faceswap 3 (.keras)", "keras2": "Faceswap 2 (.h5)"}
 SOURCE_LABELS = {"state": "the state file's mixed_precision_layers",
@@ -19,22 +20,24 @@ SOURCE_LABELS = {"state": "the state file's mixed_precision_layers",
 class _Form(QGroupBox):
     """A titled list of label/value rows whose values can be selected and copied."""
 
-    def __init__(self, title: str, rows: list[str]) -> None:
+    def __init__(self, title: str, rows: list[str], paths: tuple[str, ...] = ()) -> None:
         super().__init__(title)
         form = QFormLayout(self)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.values: dict[str, QLabel] = {}
         for row in rows:
-            value = QLabel()
-            value.setWordWrap(True)
+            value = ElidedLabel() if row in paths else QLabel()
+            value.setWordWrap(row not in paths)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(f"{row}:", value)
             self.values[row] = value
 
     def fill(self, values: dict[str, str]) -> None:
-        """Set every row (missing rows become empty)."""
+        """Set every row (missing rows become empty); paths are elided in the middle."""
         for row, label in self.values.items():
-            label.setText(values.get(row, ""))
+            if isinstance(label, ElidedLabel):
+                label.set_full_text(values.get(row, ""))
+            else:
+                label.setText(values.get(row, ""))
 
 
 class DetailsPanel(QScrollArea):
@@ -43,9 +46,10 @@ class DetailsPanel(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model_box = _Form("Model", ["Folder", "File", "Format", "Keras", "Precision",
-                                         "Iterations", "Eligible from", "State", "Backups"])
+                                         "Iterations", "Eligible from", "State", "Backups"],
+                               paths=("Folder", "File"))
         self.layer_box = _Form("Selected layer", ["Path", "Class", "dtype policy", "Eligible",
-                                                  "Params"])
+                                                  "Params"], paths=("Path",))
         self.hint = QLabel("Select a layer to see its details.")
         self.hint.setWordWrap(True)
         body = QWidget()
@@ -56,6 +60,7 @@ class DetailsPanel(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         self.show_layer(None, None)
 

@@ -11,6 +11,7 @@ from fsprec.core.layers import Layer
 
 from .layer_model import LAYER_ROLE, Column, LayerFilterProxy, LayerTreeModel, dtype_label
 from .theme import PRECISION_LABELS, badge_style
+from .widgets import ElidedLabel
 
 # A prominent button that follows the palette (readable in light and dark themes).
 _PRIMARY_STYLE = (
@@ -41,7 +42,7 @@ class LayerPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.45)
         font.setWeight(QFont.Weight.DemiBold)
         self.title.setFont(font)
-        self.subtitle = QLabel()
+        self.subtitle = ElidedLabel()
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.subtitle.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.badge = QLabel()
@@ -69,6 +70,7 @@ class LayerPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setIconSize(QSize(12, 12))
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # names differ at both ends
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
@@ -103,7 +105,6 @@ class LayerPanel(QWidget):
         layout.addLayout(filters)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.summary)
-        self.subtitle.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model.pinsChanged.connect(self._update_summary)
         self._precision = ""
 
@@ -111,8 +112,7 @@ class LayerPanel(QWidget):
                    pins: list[str]) -> None:
         """Show a model's header and layer tree."""
         self.title.setText(title)
-        self.subtitle.setText(subtitle)
-        self.subtitle.setToolTip(subtitle)
+        self.subtitle.set_full_text(subtitle)
         self._precision = precision
         self.badge.setText(PRECISION_LABELS.get(precision, precision))
         self.badge.setStyleSheet(badge_style(precision))

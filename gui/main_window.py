@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QStandardPaths, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QSize, QStandardPaths, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
                            QFont, QKeySequence)
 from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
@@ -34,6 +34,19 @@ NOTHING_CHANGED = "Nothing was changed."
 _SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
                   "mixed_bfloat16": "Switch to mixed precision (bfloat16)",
                   "float32": "Switch to full precision (float32)"}
+
+
+class LogView(QPlainTextEdit):
+    """The read-only log at the bottom; starts a few lines high."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(2000)
+        self.setAccessibleName("Log")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(600, 3 * self.fontMetrics().lineSpacing() + 12)
 
 
 @dataclass
@@ -109,22 +122,18 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
-        splitter.setSizes([270, 760, 290])
+        splitter.setSizes([250, 810, 260])
         splitter.setChildrenCollapsible(False)
         self.splitter = splitter
         self.setCentralWidget(splitter)
 
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(2000)
-        self.log_view.setAccessibleName("Log")
+        self.log_view = LogView()
         dock = QDockWidget("Log", self)
         dock.setObjectName("log")
         dock.setWidget(self.log_view)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [120], Qt.Orientation.Vertical)
         self.log_dock = dock
 
     def _welcome_page(self) -> QWidget:

@@ -28,6 +28,8 @@ PRECISION_LABELS = {
     "mixed_bfloat16": "mixed bfloat16",
     "partial": "partly mixed",
 }
+SHORT_PRECISION_LABELS = {"float32": "fp32", "mixed_float16": "mixed fp16",
+                          "mixed_bfloat16": "mixed bf16", "partial": "partial"}
 
 
 def policy_color(policy: str | None) -> QColor:
