@@ -62,12 +62,13 @@ class DetailsPanel(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.show_model(None)
         self.show_layer(None, None)
 
     def show_model(self, folder: ModelFolder | None) -> None:
         """Describe the open model (or nothing)."""
+        self.model_box.setVisible(folder is not None)
         if folder is None:
-            self.model_box.fill({})
             return
         state = ("OK: " + folder.state_file.name if folder.state_file and not folder.state_problem
                  else folder.state_problem or "")
@@ -86,7 +87,7 @@ class DetailsPanel(QScrollArea):
     def show_layer(self, layer: Layer | None, params: int | None) -> None:
         """Describe the selected layer; ``params`` is None until counted."""
         self.layer_box.setVisible(layer is not None)
-        self.hint.setVisible(layer is None)
+        self.hint.setVisible(layer is None and not self.model_box.isHidden())
         if layer is None:
             return
         eligible = "" if layer.is_model else ("yes" if layer.eligible else "no")

@@ -76,6 +76,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
         self.faceswap = QLineEdit(settings.faceswap_folder)
         self.faceswap.setPlaceholderText("Not set: train.ini is not checked")
         self.faceswap.setToolTip("Faceswap's folder. Its config/train.ini decides the "

@@ -11,7 +11,8 @@ from typing import Any
 from PySide6.QtCore import QSize, QStandardPaths, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
                            QFont, QKeySequence)
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QMainWindow,
                                QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QSplitter, QStackedWidget, QStyle, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -137,7 +138,6 @@ class MainWindow(QMainWindow):
         self.log_dock = dock
 
     def _welcome_page(self) -> QWidget:
-        page = QWidget()
         title = QLabel("Open a Faceswap model folder")
         font = title.font()
         font.setPointSizeF(font.pointSizeF() * 1.6)
@@ -149,16 +149,29 @@ class MainWindow(QMainWindow):
                       "are never changed, and a backup is kept.\n\nPick a model in the list on "
                       "the left, open a folder, or drop one onto this window.")
         text.setWordWrap(True)
-        text.setMaximumWidth(520)
         open_button = QPushButton("Open model folder…")
         open_button.clicked.connect(self.choose_model)
         demo_button = QPushButton("Open the demo model")
         demo_button.clicked.connect(self.open_demo)
-        layout = QVBoxLayout(page)
-        layout.addStretch(1)
-        for widget in (title, text, open_button, demo_button):
-            layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addStretch(2)
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_button)
+        buttons.addWidget(demo_button)
+        buttons.addStretch(1)
+        column = QWidget()
+        column.setMaximumWidth(560)
+        content = QVBoxLayout(column)
+        content.addWidget(title)
+        content.addWidget(text)
+        content.addLayout(buttons)
+        page = QWidget()
+        rows = QVBoxLayout(page)
+        rows.addStretch(1)
+        middle = QHBoxLayout()
+        middle.addStretch(1)
+        middle.addWidget(column, 4)
+        middle.addStretch(1)
+        rows.addLayout(middle)
+        rows.addStretch(2)
         return page
 
     def _action(self, text: str, slot: Callable[[], None], shortcut: str | None = None,
@@ -212,6 +225,8 @@ class MainWindow(QMainWindow):
         for action in (self.switch_action, self.nan_action, self.restore_action,
                        self.reveal_action, self.reload_action):
             menu.addAction(action)
+        menu = self.menuBar().addMenu("&View")
+        menu.addAction(self.log_dock.toggleViewAction())
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self.demo_action)
         menu.addAction(self.about_action)
