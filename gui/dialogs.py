@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from fsprec.core import __version__
 from fsprec.core.convert import Plan
 from fsprec.core.layers import MIXED_POLICIES
+from fsprec.core.nanscan import NanReport
 
 from .settings import BACKENDS, DEVICES, AppSettings
 from .theme import PRECISION_LABELS
@@ -172,3 +173,23 @@ def show_about(parent: QWidget, settings: AppSettings) -> None:
     box.setIconPixmap(parent.windowIcon().pixmap(64, 64))
     box.exec()
 
+
+def show_nan_report(parent: QWidget, report: NanReport, listed: int = 20) -> str:
+    """Tell the user what a NaN/Inf scan found; returns the one-line summary for the log."""
+    if report.clean:
+        message = (f"No NaN or Inf in {report.model_file.name}: "
+                   f"{len(report.layers)} layers with weights checked.")
+        QMessageBox.information(parent, "Weights are clean", message)
+        return message
+    bad = report.bad_layers
+    lines = [f"{f.layer}: {f.nan:,} NaN, {f.inf:,} Inf of {f.size:,}" for f in bad[:listed]]
+    if len(bad) > listed:
+        lines.append(f"… and {len(bad) - listed} more layers.")
+    message = f"{len(bad)} layer(s) of {report.model_file.name} hold NaN or Inf values."
+    box = QMessageBox(QMessageBox.Icon.Warning, "NaN or Inf in the weights", message,
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText("Restore a backup or an earlier snapshot of this model before "
+                           "training it further.")
+    box.setDetailedText("\n".join(lines))
+    box.exec()
+    return message

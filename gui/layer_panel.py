@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelection, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QTreeView, QVBoxLayout,
+                               QLineEdit, QPushButton, QTreeView, QVBoxLayout,
                                QWidget)
 
 from fsprec.core.layers import Layer

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QStandardPaths, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
                            QFont, QKeySequence)
 from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QMainWindow,
-                               QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSplitter, QStackedWidget, QStyle, QTabWidget, QVBoxLayout,
-                               QWidget)
+                               QMainWindow, QMessageBox, QPushButton, QSplitter,
+                               QStackedWidget, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
 from fsprec.core import backup, convert, nanscan, scan
 from fsprec.core.layers import MIXED_POLICIES, Layer
@@ -25,11 +22,13 @@ from fsprec.core.nanscan import NanReport
 from . import jobs
 from .browser import ModelBrowser
 from .details import DetailsPanel
-from .dialogs import ConversionDialog, SettingsDialog, show_about
+from .dialogs import ConversionDialog, SettingsDialog, show_about, show_nan_report
+from .job_status import JobStatus
 from .layer_panel import LayerPanel
 from .settings import AppSettings
 from .theme import PRECISION_LABELS, app_icon
-from .workers import Job, JobRunner
+from .widgets import LogView
+from .workers import Job, JobFunction, JobRunner
 
 NOTHING_CHANGED = "Nothing was changed."
 _SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
@@ -37,34 +36,11 @@ _SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
                   "float32": "Switch to full precision (float32)"}
 
 
-class LogView(QPlainTextEdit):
-    """The read-only log at the bottom; starts a few lines high."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setReadOnly(True)
-        self.setMaximumBlockCount(2000)
-        self.setAccessibleName("Log")
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        return QSize(600, 3 * self.fontMetrics().lineSpacing() + 12)
-
-
-@dataclass
-class _Foreground:
-    """The one job the status bar shows, and what to do with its result."""
-
-    job: Job
-    on_finished: Callable[[Any], None]
-    on_failed: Callable[[str], None]
-
-
 class MainWindow(QMainWindow):
     """Browse model folders, inspect layers, switch precision with one click."""
 
     modelShown = Signal(object)  # ModelFolder, once its layer tree is on screen
     paramsShown = Signal()  # parameter counts filled in
-    jobEnded = Signal(str)  # title of a foreground job that finished, failed or was cancelled
 
     def __init__(self, settings: AppSettings | None = None, data_dir: Path | None = None) -> None:
         super().__init__()
@@ -73,7 +49,6 @@ class MainWindow(QMainWindow):
             QStandardPaths.StandardLocation.AppDataLocation))
         self.runner = JobRunner(self)
         self.folder: ModelFolder | None = None
-        self._foreground: _Foreground | None = None
         self._params_job: Job | None = None
         self._scan_job: Job | None = None
         self._params: dict[str, int] = {}
@@ -240,16 +215,10 @@ class MainWindow(QMainWindow):
             toolbar.addAction(action)
 
     def _build_status_bar(self) -> None:
-        self.stage_label = QLabel()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        bar = self.statusBar()
-        for widget in (self.stage_label, self.progress, self.cancel_button):
-            bar.addPermanentWidget(widget)
-            widget.hide()
+        self.job_status = JobStatus(self.runner)
+        self.job_status.busyChanged.connect(self._busy_changed)
+        self.job_status.cancelled.connect(self._job_cancelled)
+        self.statusBar().addPermanentWidget(self.job_status)
 
     def _restore_window(self) -> None:
         geometry, state = self.settings.window_state()
@@ -268,78 +237,23 @@ class MainWindow(QMainWindow):
     @property
     def busy(self) -> bool:
         """True while a foreground job (open, switch, scan, restore) runs."""
-        return self._foreground is not None
+        return self.job_status.busy
 
-    def _start(self, title: str, fn: Callable[..., Any], on_finished: Callable[[Any], None],
-               on_failed: Callable[[str], None] | None = None) -> Job | None:
+    def _start(self, title: str, fn: JobFunction, on_finished: Callable[[Any], None],
+               on_failed: Callable[[str], None] | None = None) -> bool:
         """Run ``fn(task)`` as the foreground job, with progress in the status bar."""
-        if self._foreground is not None:
-            self.log(f"Busy with {self._foreground.job.title.lower()}; try again when it ends.")
-            return None
-        job = Job(title, fn)
-        job.progress.connect(self._job_progress)
-        job.finished.connect(self._job_finished)
-        job.failed.connect(self._job_failed)
-        job.cancelled.connect(self._job_cancelled)
-        self._foreground = _Foreground(job, on_finished, on_failed or self._show_failure)
-        self.stage_label.setText(title + "…")
-        self.progress.setRange(0, 0)
-        for widget in (self.stage_label, self.progress, self.cancel_button):
-            widget.show()
-        self.cancel_button.setEnabled(True)
+        if self.job_status.start(title, fn, on_finished, on_failed or self._show_failure):
+            return True
+        self.log(f"Busy with {self.job_status.title.lower()}; try again when it ends.")
+        return False
+
+    def _busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self._opening = None
         self._update_actions()
-        return self.runner.start(job)
 
-    def _take_foreground(self) -> _Foreground | None:
-        """The foreground job whose signal is being handled; None for a stale signal."""
-        current = self._foreground
-        if current is None or self.sender() is not current.job:
-            return None
-        self._foreground = None
-        self._opening = None
-        for widget in (self.stage_label, self.progress, self.cancel_button):
-            widget.hide()
-        self._update_actions()
-        return current
-
-    @Slot(str, int, int)
-    def _job_progress(self, stage: str, done: int, total: int) -> None:
-        if self._foreground is None or self.sender() is not self._foreground.job:
-            return
-        self.stage_label.setText(stage + "…")
-        if total > 0:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * min(done, total) / total))
-        else:
-            self.progress.setRange(0, 0)
-
-    @Slot(object)
-    def _job_finished(self, result: object) -> None:
-        current = self._take_foreground()
-        if current is not None:
-            current.on_finished(result)
-            self.jobEnded.emit(current.job.title)
-
-    @Slot(str)
-    def _job_failed(self, message: str) -> None:
-        current = self._take_foreground()
-        if current is not None:
-            current.on_failed(message)
-            self.jobEnded.emit(current.job.title)
-
-    @Slot(str)
-    def _job_cancelled(self, message: str) -> None:
-        current = self._take_foreground()
-        if current is not None:
-            self.log(f"{current.job.title}: cancelled. {NOTHING_CHANGED}")
-            self.jobEnded.emit(current.job.title)
-
-    def cancel_job(self) -> None:
-        """Cancel the foreground job (it stops at its next check)."""
-        if self._foreground is not None:
-            self._foreground.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.stage_label.setText("Cancelling…")
+    def _job_cancelled(self, title: str) -> None:
+        self.log(f"{title}: cancelled. {NOTHING_CHANGED}")
 
     def _show_failure(self, message: str) -> None:
         self.log(message)
@@ -586,24 +500,7 @@ class MainWindow(QMainWindow):
                         self._nan_scanned)
 
     def _nan_scanned(self, report: NanReport) -> None:
-        if report.clean:
-            message = (f"No NaN or Inf in {report.model_file.name}: "
-                       f"{len(report.layers)} layers with weights checked.")
-            self.log(message)
-            QMessageBox.information(self, "Weights are clean", message)
-            return
-        bad = report.bad_layers
-        lines = [f"{f.layer}: {f.nan:,} NaN, {f.inf:,} Inf of {f.size:,}" for f in bad[:20]]
-        if len(bad) > 20:
-            lines.append(f"… and {len(bad) - 20} more layers.")
-        message = f"{len(bad)} layer(s) of {report.model_file.name} hold NaN or Inf values."
-        self.log(message)
-        box = QMessageBox(QMessageBox.Icon.Warning, "NaN or Inf in the weights", message,
-                          QMessageBox.StandardButton.Ok, self)
-        box.setInformativeText("Restore a backup or an earlier snapshot of this model "
-                               "before training it further.")
-        box.setDetailedText("\n".join(lines))
-        box.exec()
+        self.log(show_nan_report(self, report))
 
     def restore_backup(self) -> None:
         """Restore the model from its .bk backup after confirmation."""
@@ -673,5 +570,6 @@ class MainWindow(QMainWindow):
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.runner.shutdown()
         # Results still queued from the cancelled jobs are stale now: drop them.
-        self._foreground = self._params_job = self._scan_job = None
+        self.job_status.forget()
+        self._params_job = self._scan_job = None
         super().closeEvent(event)

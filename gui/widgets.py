@@ -1,9 +1,9 @@
 """Small widgets shared by the panels."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
 
 
 class ElidedLabel(QLabel):
@@ -31,3 +31,16 @@ class ElidedLabel(QLabel):
     def _elide(self) -> None:
         self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle,
                                                    max(0, self.width())))
+
+
+class LogView(QPlainTextEdit):
+    """The read-only log at the bottom; starts a few lines high."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(2000)
+        self.setAccessibleName("Log")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(600, 3 * self.fontMetrics().lineSpacing() + 12)

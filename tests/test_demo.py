@@ -84,7 +84,7 @@ def test_demo_uses_the_fixtures_file_layout(tmp_path):
         real_encoder = real["config"]["layers"][2]
         assert list(real) == list(config) and list(real_encoder) == list(encoder)
         for real_layer, layer in zip(real_encoder["config"]["layers"],
-                                     encoder["config"]["layers"]):
+                                     encoder["config"]["layers"], strict=True):
             assert list(real_layer) == list(layer)
             assert list(real_layer["config"]) == list(layer["config"])
 

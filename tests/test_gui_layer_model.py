@@ -1,6 +1,8 @@
 """The layer tree item model and its filter proxy, on real Faceswap configs."""
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
@@ -20,6 +22,11 @@ def walk(model, parent=QModelIndex()):
         index = model.index(row, 0, parent)
         yield index, index.data(LAYER_ROLE)
         yield from walk(model, index)
+
+
+def cell_data(index, column, role=Qt.ItemDataRole.DisplayRole):
+    """The data of another column of ``index``'s row."""
+    return index.siblingAtColumn(column).data(role)
 
 
 def visible_paths(proxy) -> list[str]:
@@ -55,9 +62,7 @@ def test_cells_match_core_layers(name, qapp):
     for index, layer in walk(model):
         seen += 1
         core = expected[layer.path]
-
-        def cell(column, role=Qt.ItemDataRole.DisplayRole):
-            return index.siblingAtColumn(column).data(role)
+        cell = partial(cell_data, index)
 
         assert cell(Column.NAME) == core.name
         assert cell(Column.CLASS) == core.class_name

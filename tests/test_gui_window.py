@@ -167,7 +167,7 @@ def test_tree_shows_core_dtypes_and_eligible_marks(name, window, qtbot, copy_fix
         assert eligible == ("" if layer.is_model else "yes" if layer.eligible else "no")
     leaves = [layer for layer in layers.values() if not layer.is_model]
     assert window.panel.summary.text().startswith(
-        f"{sum(l.eligible for l in leaves)} of {len(leaves)} layers eligible")
+        f"{sum(leaf.eligible for leaf in leaves)} of {len(leaves)} layers eligible")
     assert window.panel.badge.text().replace(" ", "_") == core.precision
 
 
@@ -232,12 +232,13 @@ def test_cancel_leaves_the_folder_byte_for_byte(window, qtbot, copy_fixture, mon
     reached = hold_in("Writing model", monkeypatch)
     qtbot.mouseClick(window.panel.switch_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(reached.is_set, timeout=TIMEOUT_MS)
-    assert window.cancel_button.isVisible() and not window.panel.switch_button.isEnabled()
-    with qtbot.waitSignal(window.jobEnded, timeout=TIMEOUT_MS):
-        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    cancel = window.job_status.cancel_button
+    assert cancel.isVisible() and not window.panel.switch_button.isEnabled()
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
     assert snapshot(folder) == before
     assert "cancelled" in window.log_view.toPlainText()
-    assert not window.cancel_button.isVisible() and window.panel.switch_button.isEnabled()
+    assert not cancel.isVisible() and window.panel.switch_button.isEnabled()
 
 
 @needs_fixtures
@@ -262,7 +263,7 @@ def test_corrupt_model_shows_the_error_and_the_app_keeps_going(window, qtbot, co
     broken = copy_fixture("fs3/original-fp32")
     model_file = broken / "original.keras"
     model_file.write_bytes(model_file.read_bytes()[:20_000])
-    with qtbot.waitSignal(window.jobEnded, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
         window.open_path(broken)
     assert [kind for kind, _, _ in message_boxes] == ["critical"]
     assert "original.keras" in message_boxes[0][2]
@@ -280,7 +281,7 @@ def test_failed_switch_says_nothing_changed(window, qtbot, copy_fixture, monkeyp
     wait_shown(qtbot, window, lambda: window.open_path(folder))
     (folder / "original_state.json").write_text("{not json")  # changed behind our back
     before = snapshot(folder)
-    with qtbot.waitSignal(window.jobEnded, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
         window.switch_precision()
     assert message_boxes and message_boxes[-1][0] == "critical"
     assert "state file" in message_boxes[-1][2]
@@ -327,11 +328,11 @@ def test_dropping_a_folder_opens_it(window, qtbot, copy_fixture):
 
 def test_nan_scan_reports_clean_and_poisoned_weights(window, qtbot, message_boxes):
     wait_shown(qtbot, window, window.open_demo)
-    with qtbot.waitSignal(window.jobEnded, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
         window.nan_action.trigger()
     assert message_boxes[-1][0] == "information" and "No NaN" in message_boxes[-1][2]
     poison(window.folder.model_file, "layers/functional/layers/dense/vars/0")
-    with qtbot.waitSignal(window.jobEnded, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
         window.nan_action.trigger()
     kind, title, text = message_boxes[-1]
     assert kind == "exec" and "NaN" in title and "1 layer(s)" in text
@@ -409,3 +410,24 @@ def test_window_remembers_the_models_root(no_dangling_threads, gui_settings, qtb
     qtbot.waitUntil(lambda: "No Faceswap model folders" in win.browser.empty.text(),
                     timeout=TIMEOUT_MS)
     win.close()
+
+
+def test_command_line_arguments():
+    from fsprec.gui.app import parse_args
+
+    assert parse_args(["--demo"]).demo and parse_args([]).folder is None
+    assert parse_args(["/models/original"]).folder == Path("/models/original")
+
+
+@needs_fixtures
+def test_app_opens_the_folder_given_on_the_command_line(copy_fixture, tmp_path):
+    folder = copy_fixture("fs3/lightweight-mixed")
+    shot = tmp_path / "shot.png"
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "FSPREC_SCREENSHOT": str(shot)}
+    result = subprocess.run([sys.executable, "-m", "fsprec.gui.app", str(folder)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    recent = (tmp_path / ".config" / "fsprec" / "fsprec.conf").read_text()
+    assert str(folder) in recent
