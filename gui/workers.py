@@ -67,11 +67,8 @@ class Job(QObject):
         except Exception as err:  # a bug or an OS error core did not expect: report, keep running
             log.exception("%s failed", self.title)
             self.failed.emit(f"{self.title} failed unexpectedly: {err}")
-        else:
-            if self.task.cancelled:
-                self.cancelled.emit("Cancelled.")
-            else:
-                self.finished.emit(result)
+        else:  # a job that returns has completed, even if cancel came too late to stop it
+            self.finished.emit(result)
         finally:
             app = QCoreApplication.instance()
             if app is not None:  # hand the job back so the GUI thread may delete it
