@@ -2,8 +2,29 @@
 
 No Qt here, and no Keras import unless a function needs it.
 """
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from .errors import Cancelled, CheckFailed, FsprecError
 from .modelfile import ModelFolder, open_model
 
+if TYPE_CHECKING:
+    import keras
+
 __version__ = "0.1.0"
-__all__ = ["Cancelled", "CheckFailed", "FsprecError", "ModelFolder", "open_model", "__version__"]
+__all__ = ["Cancelled", "CheckFailed", "FsprecError", "ModelFolder", "load_keras_model",
+           "open_model", "__version__"]
+
+
+def load_keras_model(folder: str | Path, policy: str | None = None, safe_mode: bool = True,
+                     allow_lambda: bool = False, faceswap_dir: str | Path | None = None
+                     ) -> keras.Model:
+    """Load a Faceswap model folder into Keras (imports Keras on first call).
+
+    See :func:`fsprec.core.loading.load_keras_model`.
+    """
+    from .loading import load_keras_model as load  # noqa: PLC0415 (keeps Keras lazy)
+
+    return load(folder, policy, safe_mode, allow_lambda, faceswap_dir)

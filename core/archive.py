@@ -15,12 +15,14 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import Cancelled, FsprecError
 
 CHUNK = 8 * 1024 * 1024
+KERNEL_CHUNK = 64 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 Progress = Callable[[int, int], None]
@@ -107,24 +109,70 @@ def open_member(path: Path, name: str) -> io.BufferedReader | zipfile.ZipExtFile
 
 
 def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
-                done: int, total: int, cancelled: CancelCheck, crc: bool) -> tuple[int, int]:
-    """Copy ``length`` bytes from ``src`` at ``start``; return (bytes done, crc32 of data)."""
+                total: int, cancelled: CancelCheck, crc: bool) -> tuple[int, int]:
+    """Copy ``length`` bytes of ``src`` from offset ``start`` to the end of ``dst``.
+
+    Returns (source offset reached, crc32 of the bytes when ``crc``). Where the OS can copy
+    file ranges in the kernel (Linux), it does, while a second thread checks the CRC.
+    """
+    if length and hasattr(os, "copy_file_range") and hasattr(os, "pread"):
+        with ThreadPoolExecutor(1) as pool:
+            checksum = pool.submit(_crc_of, src.fileno(), start, length) if crc else None
+            if _kernel_copy(src, dst, start, length, progress, total, cancelled):
+                return start + length, checksum.result() if checksum else 0
+            if checksum:
+                checksum.cancel()
     src.seek(start)
-    checksum = 0
-    remaining = length
-    while remaining:
+    checksum_value, done, end = 0, start, start + length
+    while done < end:
         if cancelled():
-            raise Cancelled("Cancelled: nothing was changed.")
-        chunk = src.read(min(CHUNK, remaining))
+            raise Cancelled("Cancelled; nothing was changed.")
+        chunk = src.read(min(CHUNK, end - done))
         if not chunk:
             raise FsprecError("The model file ended early while copying (truncated file?).")
         dst.write(chunk)
         if crc:
-            checksum = zlib.crc32(chunk, checksum)
-        remaining -= len(chunk)
+            checksum_value = zlib.crc32(chunk, checksum_value)
         done += len(chunk)
         progress(done, total)
-    return done, checksum
+    return done, checksum_value
+
+
+def _crc_of(fd: int, start: int, length: int) -> int:
+    """crc32 of a byte range of an open file (releases the GIL while it reads and sums)."""
+    checksum, offset, end = 0, start, start + length
+    while offset < end:
+        chunk = os.pread(fd, min(CHUNK, end - offset), offset)
+        if not chunk:
+            raise FsprecError("The model file ended early while copying (truncated file?).")
+        checksum = zlib.crc32(chunk, checksum)
+        offset += len(chunk)
+    return checksum
+
+
+def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
+                 total: int, cancelled: CancelCheck) -> bool:
+    """Copy with ``os.copy_file_range``; False (nothing copied) where it is not supported."""
+    dst.flush()
+    out_start = dst.tell()
+    copied = 0
+    while copied < length:
+        if cancelled():
+            raise Cancelled("Cancelled; nothing was changed.")
+        try:
+            count = os.copy_file_range(src.fileno(), dst.fileno(),
+                                       min(KERNEL_CHUNK, length - copied),
+                                       start + copied, out_start + copied)
+        except OSError:
+            if copied:
+                raise
+            return False
+        if count == 0:
+            raise FsprecError("The model file ended early while copying (truncated file?).")
+        copied += count
+        progress(start + copied, total)
+    dst.seek(out_start + length)
+    return True
 
 
 def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
@@ -160,7 +208,7 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                 zout.fp.write(_read_exact(fsrc, start, body - start))
                 stored = info.compress_type == zipfile.ZIP_STORED
                 done, checksum = _copy_range(fsrc, zout.fp, body, info.compress_size, progress,
-                                             body, total, cancelled, crc=stored)
+                                             total, cancelled, crc=stored)
                 if stored and checksum != info.CRC:
                     raise FsprecError(f"{info.filename} in {src_path.name} is damaged "
                                       "(CRC mismatch); nothing was changed.")
@@ -168,8 +216,7 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                 if tail < 0:
                     raise FsprecError(f"{info.filename} in {src_path.name} overlaps the next "
                                       "member (damaged zip); nothing was changed.")
-                _copy_range(fsrc, zout.fp, done, tail, progress, done, total, cancelled,
-                            crc=False)
+                _copy_range(fsrc, zout.fp, done, tail, progress, total, cancelled, crc=False)
                 zout.filelist.append(raw)
                 zout.NameToInfo[raw.filename] = raw
                 zout.start_dir = zout.fp.tell()

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
 
+from .errors import FsprecError
 from .modelfile import ModelFolder, open_model
 from .task import Task
-from .weights import open_weights
+from .weights import Weight, open_weights
 
 CHUNK_ELEMENTS = 4 * 1024 * 1024  # 16 MB of float32 at a time
 
@@ -65,25 +66,45 @@ class _Counter:
         self.task.progress("Scanning weights", self.done, self.total)
 
 
-def _count(dataset: h5py.Dataset, counter: _Counter) -> tuple[int, int]:
-    """(nan, inf) of one dataset, read in slabs along its first axis."""
-    if not np.issubdtype(dataset.dtype, np.floating):
-        counter.advance(dataset.size)
+def _nonfinite(block: np.ndarray) -> tuple[int, int]:
+    """(nan, inf) in a block: one fast pass decides, exact counts only when something is off."""
+    if np.isfinite(block).all():
         return 0, 0
+    return int(np.count_nonzero(np.isnan(block))), int(np.count_nonzero(np.isinf(block)))
+
+
+def _count_h5(dataset: h5py.Dataset, counter: _Counter) -> tuple[int, int]:
+    """(nan, inf) of a chunked or compressed dataset, read by h5py in slabs."""
     if dataset.shape == () or dataset.size == 0:
-        values = np.asarray(dataset[()])
-        counter.advance(values.size)
-        return int(np.isnan(values).sum()), int(np.isinf(values).sum())
-    row = dataset.size // dataset.shape[0]
-    step = max(1, CHUNK_ELEMENTS // max(1, row))
+        counter.advance(dataset.size)
+        return _nonfinite(np.atleast_1d(dataset[()]))
+    step = max(1, CHUNK_ELEMENTS // max(1, dataset.size // dataset.shape[0]))
     nan = inf = 0
     for start in range(0, dataset.shape[0], step):
         counter.task.check()
-        block = dataset[start:start + step]
-        nan += int(np.count_nonzero(np.isnan(block)))
-        inf += int(np.count_nonzero(np.isinf(block)))
-        counter.advance(block.size)
+        found = _nonfinite(dataset[start:start + step])
+        nan, inf = nan + found[0], inf + found[1]
+        counter.advance(min(step, dataset.shape[0] - start) * (dataset.size // dataset.shape[0]))
     return nan, inf
+
+
+def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
+              findings: dict[str, LayerFinding]) -> None:
+    """Scan contiguous weights straight from the file through one reused block buffer."""
+    buffer = bytearray(CHUNK_ELEMENTS * 8)
+    for weight in weights:
+        dtype = np.dtype(weight.dtype)
+        for start in range(0, weight.size, CHUNK_ELEMENTS):
+            counter.task.check()
+            size = min(CHUNK_ELEMENTS, weight.size - start)
+            view = memoryview(buffer)[:size * dtype.itemsize]
+            handle.seek(base + weight.offset + start * dtype.itemsize)
+            if handle.readinto(view) != len(view):
+                raise FsprecError("The weights ended early (truncated model file?).")
+            nan, inf = _nonfinite(np.frombuffer(view, dtype))
+            findings[weight.layer].nan += nan
+            findings[weight.layer].inf += inf
+            counter.advance(size)
 
 
 def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> NanReport:
@@ -92,12 +113,19 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> 
     model = folder if isinstance(folder, ModelFolder) else open_model(folder)
     index = model.weights
     counter = _Counter(task, index.total_params)
-    findings: dict[str, LayerFinding] = {}
-    with open_weights(model.model_file, model.format) as root:
-        for weight in index.weights:
-            finding = findings.setdefault(weight.layer, LayerFinding(weight.layer, 0))
-            nan, inf = _count(root[weight.h5path], counter)
-            finding.nan += nan
-            finding.inf += inf
-            finding.size += weight.size
+    findings = {w.layer: LayerFinding(w.layer, 0) for w in index.weights}
+    for weight in index.weights:
+        findings[weight.layer].size += weight.size
+    floats = [w for w in index.weights if np.issubdtype(np.dtype(w.dtype), np.floating)]
+    raw = [w for w in floats if w.offset is not None and index.base is not None]
+    counter.advance(index.total_params - sum(w.size for w in floats))
+    with open(model.model_file, "rb") as handle:
+        _scan_raw(handle, raw, index.base or 0, counter, findings)
+    rest = [w for w in floats if w.offset is None or index.base is None]
+    if rest:
+        with open_weights(model.model_file, model.format) as root:
+            for weight in rest:
+                nan, inf = _count_h5(root[weight.h5path], counter)
+                findings[weight.layer].nan += nan
+                findings[weight.layer].inf += inf
     return NanReport(model.model_file, list(findings.values()))

