@@ -8,6 +8,8 @@ import sys
 import zipfile
 
 import h5py
+import numpy as np
+import pytest
 
 from conftest import FIXTURES, HAVE_FIXTURES
 from fsprec.core import convert, demo, nanscan, open_model
@@ -96,3 +98,19 @@ def test_demo_is_written_without_keras(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")],
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_demo_loads_and_runs_in_keras_in_both_precisions(tmp_path):
+    pytest.importorskip("keras")
+    from fsprec.core.loading import load_keras_model
+
+    folder = demo.write_demo(tmp_path / "demo")
+    batch = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    model = load_keras_model(folder)
+    outputs = [np.asarray(o) for o in model([batch, batch])]
+    assert [o.shape for o in outputs] == [(2, 64, 64, 3)] * 2
+    assert all(np.isfinite(o).all() and 0 < o.mean() < 1 for o in outputs)  # sigmoid faces
+    convert.convert(folder, "mixed_float16")
+    mixed = load_keras_model(folder)
+    assert mixed.get_layer("encoder").get_layer("dense").dtype_policy.name == "mixed_float16"
+    assert all(np.asarray(o).dtype == np.float32 for o in mixed([batch, batch]))
