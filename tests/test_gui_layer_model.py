@@ -11,7 +11,7 @@ from fsprec.core import open_model
 from fsprec.core.layers import Layer
 from fsprec.gui.layer_model import (LAYER_ROLE, Column, LayerFilterProxy, LayerTreeModel,
                                     dtype_label)
-from fsprec.gui.theme import policy_color, tint
+from fsprec.gui.theme import TINT_ALPHA, policy_color, text_on, tint
 
 pytestmark = needs_fixtures
 
@@ -145,3 +145,16 @@ def test_mixed_model_with_pins_shows_them_checked(qapp):
     model.set_layers(folder.layer_tree(with_params=False), ["dense_1"])
     assert model.pins() == ["dense_1"]
     assert dtype_label(folder.layer_tree(False)[2]) == "inherited"
+
+
+def test_colours_leave_text_to_the_palette(qapp):
+    model, _, _ = make_model("fs3/original-mixed", qapp)
+    for index, _layer in walk(model):
+        for column in Column:
+            cell = index.siblingAtColumn(column)
+            assert cell.data(Qt.ItemDataRole.ForegroundRole) is None  # readable in any theme
+            background = cell.data(Qt.ItemDataRole.BackgroundRole)
+            assert background is None or background.alpha() == TINT_ALPHA < 100
+    # Badges carry their own background, so their text colour follows it.
+    assert text_on(policy_color("float32")).name() == "#ffffff"
+    assert text_on(policy_color("mixed_float16")).name() == "#111111"

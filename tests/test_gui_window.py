@@ -151,6 +151,37 @@ def test_demo_opens_from_help_menu(window, qtbot, tmp_path):
     assert window.panel.switch_button.isEnabled()
 
 
+def test_filter_box_and_toggles_in_the_window(window, qtbot):
+    wait_shown(qtbot, window, window.open_demo)
+    panel = window.panel
+
+    def visible_leaves():
+        found, proxy = [], panel.proxy
+
+        def visit(parent):
+            for row in range(proxy.rowCount(parent)):
+                index = proxy.index(row, 0, parent)
+                layer = index.data(LAYER_ROLE)
+                if not layer.is_model:
+                    found.append(layer.name)
+                visit(index)
+        visit(QModelIndex())
+        return found
+
+    qtbot.keyClicks(panel.filter_edit, "PixelShuffler")
+    assert len(visible_leaves()) == 7
+    assert all(panel.tree.isExpanded(panel.proxy.index(row, 0))
+               for row in range(panel.proxy.rowCount()))
+    panel.filter_edit.clear()
+    panel.only_eligible.setChecked(True)
+    assert len(visible_leaves()) == 35
+    panel.only_eligible.setChecked(False)
+    panel.model.set_pinned("dense", True)
+    panel.only_pinned.setChecked(True)
+    assert visible_leaves() == ["dense"]
+    assert panel.summary.text().endswith("; 1 kept in float32.")
+
+
 @needs_fixtures
 @pytest.mark.parametrize("name", ["fs3/original-fp32", "fs3/original-mixed",
                                   "fs3/phaze_a-fp32", "fs2/original-fp32"])
