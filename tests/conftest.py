@@ -53,3 +53,71 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file below ``folder`` with its sha256 (to prove nothing changed)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- GUI tests (test_gui_*.py) -----------------------------------------------------------------
+# Qt is imported only by the fixtures below, when a GUI test asks for them.
+
+@pytest.fixture
+def no_dangling_threads(monkeypatch):
+    """Fail the test if a QThread it started is still running at teardown."""
+    from PySide6.QtCore import QThread
+    from shiboken6 import isValid
+
+    started = []
+    original = QThread.start
+
+    def start(thread, *args):
+        started.append(thread)
+        return original(thread, *args)
+
+    monkeypatch.setattr(QThread, "start", start)
+    yield started
+    running = [t.objectName() for t in started if isValid(t) and t.isRunning()]
+    assert not running, f"QThreads still running at teardown: {running}"
+
+
+@pytest.fixture
+def gui_settings(tmp_path, qapp):
+    """App settings in a throw-away ini file (never the user's own)."""
+    from PySide6.QtCore import QSettings
+
+    from fsprec.gui.app import create_app
+    from fsprec.gui.settings import AppSettings
+
+    create_app([])
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def message_boxes(monkeypatch):
+    """Record QMessageBox calls instead of blocking on them; ``question`` answers Yes."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[tuple[str, str, str]] = []
+
+    def record(kind, answer=QMessageBox.StandardButton.Ok):
+        def show(parent, title, text, *args, **kwargs):
+            shown.append((kind, title, text))
+            return answer
+        return show
+
+    for kind in ("critical", "warning", "information"):
+        monkeypatch.setattr(QMessageBox, kind, record(kind))
+    monkeypatch.setattr(QMessageBox, "question",
+                        record("question", QMessageBox.StandardButton.Yes))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(
+        ("exec", box.windowTitle(), box.text())) or QMessageBox.StandardButton.Ok)
+    return shown
+
+
+@pytest.fixture
+def window(no_dangling_threads, gui_settings, message_boxes, qtbot, tmp_path):
+    """The main window with throw-away settings and data folder; closed (jobs joined) after."""
+    from fsprec.gui.main_window import MainWindow
+
+    win = MainWindow(gui_settings, data_dir=tmp_path / "appdata")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()

@@ -1,0 +1,195 @@
+"""Dialogs: conversion confirmation, settings, About."""
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+import PySide6
+from PySide6.QtCore import Qt, qVersion
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from fsprec.core import __version__
+from fsprec.core.convert import Plan
+from fsprec.core.layers import MIXED_POLICIES
+from fsprec.core.nanscan import NanReport
+
+from .settings import BACKENDS, DEVICES, AppSettings
+from .theme import PRECISION_LABELS
+
+DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU"}
+
+class ConversionDialog(QDialog):
+    """Shows what a switch will do (core's ``Plan.summary()``) and asks to go ahead."""
+
+    def __init__(self, plan: Plan, notes: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plan = plan
+        target = PRECISION_LABELS.get(plan.target, plan.target)
+        self.setWindowTitle(f"Switch to {target}")
+        layout = QVBoxLayout(self)
+        heading = QLabel(f"<b>Switch {plan.model.model_file.name} to {target}?</b>")
+        layout.addWidget(heading)
+        self.summary = QLabel("\n\n".join(plan.summary() + notes))
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setMinimumWidth(460)
+        layout.addWidget(self.summary)
+        if plan.changes:
+            details = QPlainTextEdit("\n".join(f"{path}: {old} → {new}"
+                                               for path, old, new in plan.changes))
+            details.setReadOnly(True)
+            details.setMaximumHeight(150)
+            details.setAccessibleName("Layers that change")
+            layout.addWidget(QLabel("Layers that change:"))
+            layout.addWidget(details)
+        self.update_ini = QCheckBox()
+        ini = plan.train_ini
+        target_mixed = plan.target in MIXED_POLICIES
+        if ini is not None and ini.mixed_precision is not None \
+                and ini.mixed_precision != target_mixed:
+            self.update_ini.setText(f"Also set mixed_precision = {target_mixed} in {ini.path}")
+            self.update_ini.setChecked(True)
+            layout.addWidget(self.update_ini)
+        else:
+            self.update_ini.hide()
+        buttons = QDialogButtonBox()
+        ok = buttons.addButton("Switch", QDialogButtonBox.ButtonRole.AcceptRole)
+        ok.setDefault(True)
+        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accepted_plan(self) -> Plan:
+        """The plan, with the train.ini choice applied."""
+        self.plan.update_train_ini = self.update_ini.isVisibleTo(self) and \
+            self.update_ini.isChecked()
+        return self.plan
+
+
+class SettingsDialog(QDialog):
+    """Edits :class:`AppSettings`; nothing is saved unless the user presses OK."""
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        self.faceswap = QLineEdit(settings.faceswap_folder)
+        self.faceswap.setPlaceholderText("Not set: train.ini is not checked")
+        self.faceswap.setToolTip("Faceswap's folder. Its config/train.ini decides the "
+                                 "precision Faceswap trains in; fsprec checks it and can "
+                                 "update it when you switch a model.")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_faceswap)
+        faceswap_row = QHBoxLayout()
+        faceswap_row.addWidget(self.faceswap, 1)
+        faceswap_row.addWidget(browse)
+        self.policy = self._combo({p: PRECISION_LABELS[p] for p in MIXED_POLICIES},
+                                  settings.mixed_policy)
+        self.policy.setToolTip("The policy a float32 model switches to. Faceswap trains "
+                               "in mixed float16.")
+        self.batch = self._spin(1, 512, settings.validation_batch)
+        self.steps = self._spin(1, 10_000, settings.validation_steps)
+        self.device = self._combo({d: DEVICE_LABELS[d] for d in DEVICES}, settings.device)
+        self.backend = self._combo({b: b for b in BACKENDS}, settings.keras_backend)
+        form = QFormLayout()
+        form.addRow("Faceswap folder:", faceswap_row)
+        form.addRow("Mixed precision policy:", self.policy)
+        form.addRow(QLabel("<b>Validation</b>"))
+        form.addRow("Batch size:", self.batch)
+        form.addRow("Steps:", self.steps)
+        form.addRow("Device:", self.device)
+        form.addRow("Keras backend:", self.backend)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _combo(choices: dict[str, str], current: str) -> QComboBox:
+        combo = QComboBox()
+        for value, label in choices.items():
+            combo.addItem(label, value)
+        combo.setCurrentIndex(max(0, combo.findData(current)))
+        return combo
+
+    @staticmethod
+    def _spin(low: int, high: int, value: int) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setValue(value)
+        return spin
+
+    def _browse_faceswap(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Faceswap folder", self.faceswap.text())
+        if folder:
+            self.faceswap.setText(folder)
+
+    def accept(self) -> None:
+        """Save the values, then close."""
+        self.settings.faceswap_folder = self.faceswap.text().strip()
+        self.settings.mixed_policy = self.policy.currentData()
+        self.settings.validation_batch = self.batch.value()
+        self.settings.validation_steps = self.steps.value()
+        self.settings.device = self.device.currentData()
+        self.settings.keras_backend = self.backend.currentData()
+        super().accept()
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version from its metadata (nothing is imported)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def about_text(settings: AppSettings) -> str:
+    """The About box: what fsprec is and the versions it runs with."""
+    backend = os.environ.get("KERAS_BACKEND") or settings.keras_backend
+    rows = [("fsprec", __version__), ("Keras", package_version("keras")),
+            ("Keras backend", backend), ("Qt", qVersion()), ("PySide6", PySide6.__version__),
+            ("Python", platform.python_version()), ("System", f"{platform.system()} "
+                                                              f"{platform.machine()}")]
+    table = "".join(f"<tr><td>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
+    return ("<h3>fsprec</h3><p>Inspect Faceswap models and switch them between float32 and "
+            "mixed precision, losslessly.</p>"
+            f"<table>{table}</table>")
+
+
+def show_about(parent: QWidget, settings: AppSettings) -> None:
+    """Show the About box."""
+    box = QMessageBox(parent)
+    box.setWindowTitle("About fsprec")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(about_text(settings))
+    box.setIconPixmap(parent.windowIcon().pixmap(64, 64))
+    box.exec()
+
+
+def show_nan_report(parent: QWidget, report: NanReport, listed: int = 20) -> str:
+    """Tell the user what a NaN/Inf scan found; returns the one-line summary for the log."""
+    if report.clean:
+        message = (f"No NaN or Inf in {report.model_file.name}: "
+                   f"{len(report.layers)} layers with weights checked.")
+        QMessageBox.information(parent, "Weights are clean", message)
+        return message
+    bad = report.bad_layers
+    lines = [f"{f.layer}: {f.nan:,} NaN, {f.inf:,} Inf of {f.size:,}" for f in bad[:listed]]
+    if len(bad) > listed:
+        lines.append(f"… and {len(bad) - listed} more layers.")
+    message = f"{len(bad)} layer(s) of {report.model_file.name} hold NaN or Inf values."
+    box = QMessageBox(QMessageBox.Icon.Warning, "NaN or Inf in the weights", message,
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText("Restore a backup or an earlier snapshot of this model before "
+                           "training it further.")
+    box.setDetailedText("\n".join(lines))
+    box.exec()
+    return message

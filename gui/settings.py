@@ -1,0 +1,132 @@
+"""The app's persistent settings (QSettings), with types and defaults in one place."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+DEVICES = ("auto", "cpu", "gpu")
+BACKENDS = ("torch", "tensorflow", "jax")
+MAX_RECENT = 8
+
+
+class AppSettings:
+    """Typed access to the values the app remembers between runs."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store or QSettings()
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self.store.value(key, default)
+        return value if isinstance(value, str) else default
+
+    def _int(self, key: str, default: int) -> int:
+        try:
+            return int(self.store.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    def _choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self._str(key, default)
+        return value if value in choices else default
+
+    # Model browser ---------------------------------------------------------------------------
+    @property
+    def models_root(self) -> str:
+        """The folder whose model folders the browser lists ("" until chosen)."""
+        return self._str("browser/root")
+
+    @models_root.setter
+    def models_root(self, value: str) -> None:
+        self.store.setValue("browser/root", value)
+
+    @property
+    def recent_models(self) -> list[str]:
+        """Recently opened model folders, newest first."""
+        value = self.store.value("browser/recent", [])
+        if isinstance(value, str):  # QSettings returns a one-element list as a string
+            value = [value]
+        return [str(v) for v in value or [] if v]
+
+    def add_recent(self, folder: Path) -> None:
+        """Put ``folder`` at the top of the recent models."""
+        path = str(folder)
+        recent = [path] + [p for p in self.recent_models if p != path]
+        self.store.setValue("browser/recent", recent[:MAX_RECENT])
+
+    def clear_recent(self) -> None:
+        """Forget the recent models."""
+        self.store.setValue("browser/recent", [])
+
+    # Conversion ------------------------------------------------------------------------------
+    @property
+    def faceswap_folder(self) -> str:
+        """Faceswap's install folder (for ``config/train.ini``); "" when not set."""
+        return self._str("faceswap/folder")
+
+    @faceswap_folder.setter
+    def faceswap_folder(self, value: str) -> None:
+        self.store.setValue("faceswap/folder", value)
+
+    @property
+    def mixed_policy(self) -> str:
+        """The mixed policy a float32 model is switched to."""
+        return self._choice("convert/mixed_policy", MIXED_POLICIES, "mixed_float16")
+
+    @mixed_policy.setter
+    def mixed_policy(self, value: str) -> None:
+        self.store.setValue("convert/mixed_policy", value)
+
+    # Validation ------------------------------------------------------------------------------
+    @property
+    def validation_batch(self) -> int:
+        """Batch size of a validation pass."""
+        return self._int("validation/batch", 8)
+
+    @validation_batch.setter
+    def validation_batch(self, value: int) -> None:
+        self.store.setValue("validation/batch", int(value))
+
+    @property
+    def validation_steps(self) -> int:
+        """Number of batches a validation pass runs."""
+        return self._int("validation/steps", 16)
+
+    @validation_steps.setter
+    def validation_steps(self, value: int) -> None:
+        self.store.setValue("validation/steps", int(value))
+
+    @property
+    def device(self) -> str:
+        """``auto``, ``cpu`` or ``gpu``."""
+        return self._choice("validation/device", DEVICES, "auto")
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.store.setValue("validation/device", value)
+
+    @property
+    def keras_backend(self) -> str:
+        """The Keras backend for validation; defaults to ``KERAS_BACKEND`` or torch
+        (Faceswap 3's backend)."""
+        env = os.environ.get("KERAS_BACKEND", "torch")
+        return self._choice("validation/backend", BACKENDS, env if env in BACKENDS else "torch")
+
+    @keras_backend.setter
+    def keras_backend(self, value: str) -> None:
+        self.store.setValue("validation/backend", value)
+
+    # Window ----------------------------------------------------------------------------------
+    def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
+        """Saved geometry and dock/toolbar state of the main window."""
+        geometry = self.store.value("window/geometry")
+        state = self.store.value("window/state")
+        return (geometry if isinstance(geometry, QByteArray) else None,
+                state if isinstance(state, QByteArray) else None)
+
+    def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+        """Remember the main window's geometry and dock/toolbar state."""
+        self.store.setValue("window/geometry", geometry)
+        self.store.setValue("window/state", state)

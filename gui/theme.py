@@ -1,0 +1,97 @@
+"""Colours and small painted icons that read well on light and dark palettes.
+
+Text always keeps the palette's own colour; precision is shown with a saturated dot and a
+translucent tint, so neither depends on the theme, and badges choose their text colour by
+contrast with their own background.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
+
+_POLICY_COLORS = {
+    "float32": "#3b82f6",  # blue
+    "mixed_float16": "#f59e0b",  # amber
+    "mixed_bfloat16": "#a855f7",  # purple
+    "partial": "#ef4444",  # red: some layers mixed, some not
+}
+_NEUTRAL = "#94a3b8"  # slate: sub-models (inherited) and ops without a policy
+ELIGIBLE_COLOR = "#22c55e"  # green
+TINT_ALPHA = 56
+
+PRECISION_LABELS = {
+    "float32": "float32",
+    "mixed_float16": "mixed float16",
+    "mixed_bfloat16": "mixed bfloat16",
+    "partial": "partly mixed",
+}
+SHORT_PRECISION_LABELS = {"float32": "fp32", "mixed_float16": "mixed fp16",
+                          "mixed_bfloat16": "mixed bf16", "partial": "partial"}
+
+
+def policy_color(policy: str | None) -> QColor:
+    """The colour that stands for a dtype policy or a model precision."""
+    return QColor(_POLICY_COLORS.get(policy or "", _NEUTRAL))
+
+
+def tint(color: QColor) -> QColor:
+    """A translucent version of ``color`` for row backgrounds (palette text stays readable)."""
+    tinted = QColor(color)
+    tinted.setAlpha(TINT_ALPHA)
+    return tinted
+
+
+def text_on(color: QColor) -> QColor:
+    """Black or white, whichever contrasts more with ``color``."""
+    luminance = 0.2126 * color.redF() + 0.7152 * color.greenF() + 0.0722 * color.blueF()
+    return QColor("#111111") if luminance > 0.55 else QColor("#ffffff")
+
+
+@cache
+def dot_icon(color_name: str, size: int = 12) -> QIcon:
+    """A filled circle, for dtype and precision markers."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(color_name))
+    painter.drawEllipse(QRectF(1, 1, size - 2, size - 2))
+    painter.end()
+    return QIcon(pixmap)
+
+
+@cache
+def check_icon(size: int = 14) -> QIcon:
+    """A green tick, for eligible layers."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    pen = QPen(QColor(ELIGIBLE_COLOR), size / 6)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    painter.setPen(pen)
+    path = QPainterPath()
+    path.moveTo(size * 0.18, size * 0.55)
+    path.lineTo(size * 0.42, size * 0.78)
+    path.lineTo(size * 0.84, size * 0.25)
+    painter.drawPath(path)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def app_icon() -> QIcon:
+    """The application icon (``resources/fsprec.svg``)."""
+    svg = files("fsprec.resources").joinpath("fsprec.svg")
+    return QIcon(str(svg))
+
+
+def badge_style(policy: str | None) -> str:
+    """A style sheet for a rounded precision badge label."""
+    color = policy_color(policy)
+    return (f"QLabel {{ background: {color.name()}; color: {text_on(color).name()};"
+            " border-radius: 8px; padding: 2px 9px; font-weight: 600; }")

@@ -1,0 +1,117 @@
+"""Run core jobs on worker threads (the Orange / superqt pattern).
+
+A job is a plain function ``fn(task) -> result`` from core (or a thin wrapper around core
+calls). :class:`Job` runs it on a :class:`QThread` and reports through signals that Qt
+delivers on the GUI thread: ``progress(stage, done, total)``, then exactly one of
+``finished(result)``, ``failed(message)`` or ``cancelled(message)``, then ``ended()``.
+Cancel is cooperative: :meth:`Job.cancel` sets the core :class:`Task`'s flag and the job stops
+at its next check. :class:`JobRunner` owns the threads and joins them, so no QThread is ever
+destroyed while running.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from fsprec.core.errors import Cancelled, FsprecError
+from fsprec.core.task import Task
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[[Task], Any]
+PROGRESS_INTERVAL_S = 0.05
+
+
+class Job(QObject):
+    """One core job on its own thread, with typed result signals."""
+
+    progress = Signal(str, int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal(str)
+    ended = Signal()
+
+    def __init__(self, title: str, fn: JobFunction) -> None:
+        super().__init__()
+        self.title = title
+        self._fn = fn
+        self.task = Task(on_progress=self._report)
+        self._last_stage = ""
+        self._last_emit = 0.0
+
+    def _report(self, stage: str, done: int, total: int) -> None:
+        """Forward core progress, at most every 50 ms except stage changes and completion."""
+        now = time.monotonic()
+        if (stage != self._last_stage or done >= total > 0
+                or now - self._last_emit >= PROGRESS_INTERVAL_S):
+            self._last_stage, self._last_emit = stage, now
+            self.progress.emit(stage, done, total)
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check (safe from any thread)."""
+        self.task.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        """Run the job function and emit its outcome (on the worker thread)."""
+        try:
+            result = self._fn(self.task)
+        except Cancelled as err:
+            self.cancelled.emit(str(err))
+        except FsprecError as err:
+            self.failed.emit(str(err))
+        except Exception as err:  # a bug or an OS error core did not expect: report, keep running
+            log.exception("%s failed", self.title)
+            self.failed.emit(f"{self.title} failed unexpectedly: {err}")
+        else:  # a job that returns has completed, even if cancel came too late to stop it
+            self.finished.emit(result)
+        finally:
+            app = QCoreApplication.instance()
+            if app is not None:  # hand the job back so the GUI thread may delete it
+                self.moveToThread(app.thread())
+            self.ended.emit()
+
+
+class JobRunner(QObject):
+    """Starts jobs on their own threads, keeps them referenced, cancels and joins them."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._threads: dict[Job, QThread] = {}
+
+    def start(self, job: Job) -> Job:
+        """Run ``job`` on a new thread; connect its signals before calling this."""
+        thread = QThread()
+        thread.setObjectName(f"fsprec: {job.title}")
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        job.ended.connect(self._reap)
+        self._threads[job] = thread
+        thread.start()
+        return job
+
+    @Slot()
+    def _reap(self) -> None:
+        """Join the thread of a job that has ended (runs on the GUI thread)."""
+        job = self.sender()
+        thread = self._threads.pop(job, None)  # type: ignore[call-overload]
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+
+    def running(self) -> list[Job]:
+        """Jobs whose thread has not been joined yet."""
+        return list(self._threads)
+
+    def shutdown(self) -> None:
+        """Cancel every job and wait for its thread to finish."""
+        for job in self._threads:
+            job.cancel()
+        for job, thread in list(self._threads.items()):
+            thread.quit()
+            thread.wait()
+            self._threads.pop(job, None)
