@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +86,17 @@ class Rehydrated:
 rehydrated = Rehydrated()
 
 
+@contextlib.contextmanager
+def scratch() -> Iterator[Path]:
+    """A temporary folder for full-size copies, removed on exit (pytest keeps tmp_path)."""
+    with tempfile.TemporaryDirectory(prefix="fsprec-scratch-") as folder:
+        yield Path(folder)
+
+
 def run_torch(script: str, *args: str) -> dict:
     """Run ``script`` in a child on the torch backend; it prints one JSON document."""
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     child = subprocess.run([sys.executable, "-c", script, *args], env=env,
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=600, check=False)
     assert child.returncode == 0, child.stderr[-4000:]
     return json.loads(child.stdout.strip().splitlines()[-1])

@@ -50,7 +50,7 @@ def check_parity(name: str, policy: str | None = None, reference_of: str | None 
     want = reference_outputs(arrays)
     assert [o.shape for o in outputs] == [w.shape for w in want]
     assert all(np.isfinite(o).all() for o in outputs)
-    errors = [relative_l2(got, ref) for got, ref in zip(outputs, want)]
+    errors = [relative_l2(got, ref) for got, ref in zip(outputs, want, strict=True)]
     limit = FP16_TOLERANCE if info["computes_in_mixed_precision"] else FP32_TOLERANCE
     assert max(errors) <= limit, f"{name}: relative L2 errors {errors} over {limit}"
     return errors
@@ -72,12 +72,12 @@ from keras_support import reference, reference_inputs, reference_outputs, relati
 from test_keras_parity import forward, mixed_layer_count
 from fsprec.core import load_keras_model
 result = {"backend": keras.backend.backend()}
-for name, folder in zip(sys.argv[2::2], sys.argv[3::2]):
-    info, arrays = reference(name)
+for name, folder in zip(sys.argv[2::2], sys.argv[3::2], strict=True):
+    _, arrays = reference(name)
     model = load_keras_model(folder)
     outputs = forward(model, reference_inputs(arrays))
-    result[name] = {"errors": [relative_l2(o, r) for o, r in zip(outputs,
-                                                                 reference_outputs(arrays))],
+    pairs = zip(outputs, reference_outputs(arrays), strict=True)
+    result[name] = {"errors": [relative_l2(o, r) for o, r in pairs],
                     "mixed_layers": mixed_layer_count(model)}
     del model
     keras.backend.clear_session()
@@ -115,7 +115,7 @@ def test_policy_mixed_to_float32_matches_the_float32_model() -> None:
 
 @needs_fixtures
 def test_policy_mixed_bfloat16_computes_in_bfloat16() -> None:
-    info, arrays = reference("fs3/original-fp32")
+    _, arrays = reference("fs3/original-fp32")
     model = load_keras_model(rehydrated("fs3/original-fp32"), policy="mixed_bfloat16")
     try:
         policies = {layer.name: layer.dtype_policy.name
@@ -126,5 +126,5 @@ def test_policy_mixed_bfloat16_computes_in_bfloat16() -> None:
         keras.backend.clear_session()
     assert policies["conv_128_0_conv2d"] == "mixed_bfloat16"
     assert list(policies.values()).count("mixed_bfloat16") == len(policies) - 1  # not input
-    errors = [relative_l2(o, r) for o, r in zip(outputs, reference_outputs(arrays))]
+    errors = [relative_l2(o, r) for o, r in zip(outputs, reference_outputs(arrays), strict=True)]
     assert 0 < max(errors) <= 2.0 ** -7, errors  # bfloat16 precision, and really reduced

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from keras_support import FIXTURES, needs_fixtures, rehydrated
+from keras_support import FIXTURES, needs_fixtures, rehydrated, scratch
 
 from fsprec.core import load_keras_model, open_model
 from fsprec.core.compat import PixelShuffler
@@ -91,12 +90,12 @@ def test_check_model_precision_uses_an_explicit_eligible_list() -> None:
                         "upscale_pixelshuffler": "mixed_float16",
                         "face_out_a_conv2d": "mixed_float16", "face_out_a": "float32"}
     assert state.mixed_precision_layers == eligible
-    assert all(np.array_equal(a, b) for a, b in zip(weights, result.get_weights()))
-    assert result([np.ones((1, 8, 8, 3), "float32")]).dtype == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(weights, result.get_weights(), strict=True))
+    output = keras.ops.convert_to_numpy(result([np.ones((1, 8, 8, 3), "float32")]))
+    assert output.dtype == np.float32
 
 
-def switch_like_the_file_engine(name: str, target: str, mixed: bool, faceswaps: str,
-                                tmp_path: Path) -> None:
+def switch_like_the_file_engine(name: str, target: str, mixed: bool, faceswaps: str) -> None:
     """check_model_precision on a loaded model gives the per-layer policies of Faceswap's own
     switch (fixture ``faceswaps``) and the policies and weights of the same model converted
     on disk by fsprec.core.convert."""
@@ -106,33 +105,35 @@ def switch_like_the_file_engine(name: str, target: str, mixed: bool, faceswaps: 
     model = load_keras_model(source)
     original = model.get_weights()
     switched = Settings(mixed_precision=mixed).check_model_precision(model, state)
-    result = convert(source, target, out_dir=tmp_path / "converted")
-    converted = open_model(tmp_path / "converted")
+    with scratch() as tmp:
+        result = convert(source, target, out_dir=tmp / "converted")
+        converted = open_model(tmp / "converted")
+        reloaded = load_keras_model(tmp / "converted")
     policies = layer_policies(switched.get_config())
     assert policies == layer_policies(converted.config["config"])
     assert policies == layer_policies(open_model(FIXTURES / faceswaps).config["config"])
     assert policies["encoder/conv_128_0_conv2d"] == target
     # Faceswap's switch leaves the state's config flag to its train.ini step; convert sets it
     assert state.mixed_precision_layers == converted.state.mixed_precision_layers
-    reloaded = load_keras_model(tmp_path / "converted")
-    for before, after, on_disk in zip(original, switched.get_weights(), reloaded.get_weights()):
+    for before, after, on_disk in zip(original, switched.get_weights(), reloaded.get_weights(),
+                                      strict=True):
         assert before.dtype == after.dtype == on_disk.dtype
         assert before.tobytes() == after.tobytes() == on_disk.tobytes()
     assert result.changed > 0
 
 
 @needs_fixtures
-def test_check_model_precision_to_mixed_matches_convert(tmp_path: Path) -> None:
+def test_check_model_precision_to_mixed_matches_convert() -> None:
     switch_like_the_file_engine("fs3/original-fp32", "mixed_float16", True,
-                                "fs3/original-fp32-switched-to-mixed", tmp_path)
+                                "fs3/original-fp32-switched-to-mixed")
 
 
 @needs_fixtures
-def test_check_model_precision_to_float32_matches_convert(tmp_path: Path) -> None:
+def test_check_model_precision_to_float32_matches_convert() -> None:
     """A mixed model with an empty stored list: the list comes from the model, as Faceswap
     and the file engine both do."""
     switch_like_the_file_engine("fs3/original-mixed", "float32", False,
-                                "fs3/original-mixed-switched-to-fp32", tmp_path)
+                                "fs3/original-mixed-switched-to-fp32")
 
 
 def test_loss_scale_optimizer_trains_one_step() -> None:
@@ -145,7 +146,7 @@ def test_loss_scale_optimizer_trains_one_step() -> None:
     kernel = model.get_layer("conv_16_conv2d").kernel.numpy().copy()
     model.compile(optimizer=optimizer, loss="mse")
     rng = np.random.default_rng(0)
-    loss = model.train_on_batch(rng.random((2, 8, 8, 3), "float32"),
+    loss = model.train_on_batch([rng.random((2, 8, 8, 3), "float32")],
                                 rng.random((2, 16, 16, 3), "float32"))
     scale = float(optimizer.dynamic_scale.numpy())
     assert np.isfinite(loss) and np.isfinite(scale) and scale == 2.0 ** 8

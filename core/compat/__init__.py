@@ -2,11 +2,15 @@
 
 Faceswap registers its classes in Keras' global custom objects under their bare class names
 (configs carry ``"registered_name": "PixelShuffler"``); :func:`register` does the same with
-these. Importing this package imports Keras.
+these. Importing this package imports Keras (TensorFlow backend unless ``KERAS_BACKEND``
+says otherwise).
 """
 from __future__ import annotations
 
-import keras
+from ..backend import ensure_backend
+
+ensure_backend()
+import keras  # noqa: E402 (after the backend is chosen)
 
 from .initializers import INITIALIZERS, ICNR, ConvolutionAware
 from .layers import (LAYERS, GlobalMinPooling2D, GlobalStdDevPooling2D, KResizeImages,

@@ -70,7 +70,7 @@ class KResizeImages(keras.layers.Layer):
         self.interpolation = interpolation
 
     def _scaled(self, side: int) -> int:
-        return int(round(side * self.size))
+        return round(side * self.size)
 
     def call(self, inputs: Any) -> Any:
         height, width = inputs.shape[1:3]
