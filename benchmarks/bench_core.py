@@ -93,10 +93,13 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def timed_cp(source: Path, dest: Path, cold: bool) -> float:
+def timed_cp(source: Path, dest: Path, cold: bool, durable: bool = False) -> float:
+    """``cp`` of the file; ``durable`` adds ``sync FILE`` (an fsync, as fsprec's write has)."""
     prepare(source if cold else None)
     start = time.perf_counter()
     subprocess.run(["cp", str(source), str(dest)], check=True)
+    if durable:
+        subprocess.run(["sync", str(dest)], check=True)
     return time.perf_counter() - start
 
 
@@ -116,7 +119,7 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
         load = [child("load", str(source), cold=evicted) for _ in range(repeat)]
         row["load_s"], row["load_rss"] = median(load, "seconds"), median(load, "rss_mb")
     target = "float32" if "mixed" in name else "mixed_float16"
-    converts, copies = [], []
+    converts, copies, durable = [], [], []
     for index in range(repeat):
         scratch = work / f"{name}-scratch"
         shutil.rmtree(scratch, ignore_errors=True)
@@ -128,9 +131,12 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
                               cold=scratch_file if cold else None))
         copies.append(timed_cp(scratch / f"{model_file.name}.bk", scratch / f"copy-{index}",
                                cold))
+        durable.append(timed_cp(scratch / f"{model_file.name}.bk", scratch / f"sync-{index}",
+                                cold, durable=True))
         shutil.rmtree(scratch)
     row["convert_s"], row["convert_rss"] = median(converts, "seconds"), median(converts, "rss_mb")
     row["cp_s"] = statistics.median(copies)
+    row["cp_sync_s"] = statistics.median(durable)
     scans = [child("nanscan", str(source), cold=evicted) for _ in range(repeat)]
     reads = [child("read", str(model_file), cold=evicted) for _ in range(repeat)]
     row["nanscan_s"], row["nanscan_rss"] = median(scans, "seconds"), median(scans, "rss_mb")
@@ -140,8 +146,9 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
 
 def markdown(rows: list[dict], with_keras: bool) -> str:
     lines = ["| model | size | inspect | load_model | speed-up | RSS inspect / load | "
-             "convert | cp | convert/cp | convert RSS | nan-scan | read once | scan/read |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "convert | cp | convert/cp | cp+sync | convert/(cp+sync) | convert RSS | nan-scan | "
+             "read once | scan/read |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         load = (f"{r['load_s']:.2f} s", f"{r['load_s'] / r['inspect_s']:.0f}x",
                 f"{r['inspect_rss']:.0f} / {r['load_rss']:.0f} MB "
@@ -149,7 +156,8 @@ def markdown(rows: list[dict], with_keras: bool) -> str:
         lines.append(
             f"| {r['model']} | {r['size_mb']:.0f} MB | {r['inspect_s'] * 1000:.0f} ms | "
             f"{load[0]} | {load[1]} | {load[2]} | {r['convert_s']:.2f} s | {r['cp_s']:.2f} s | "
-            f"{r['convert_s'] / r['cp_s']:.2f} | {r['convert_rss']:.0f} MB | "
+            f"{r['convert_s'] / r['cp_s']:.2f} | {r['cp_sync_s']:.2f} s | "
+            f"{r['convert_s'] / r['cp_sync_s']:.2f} | {r['convert_rss']:.0f} MB | "
             f"{r['nanscan_s']:.2f} s | {r['read_s']:.2f} s | {r['nanscan_s'] / r['read_s']:.2f} |")
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 from .errors import Cancelled, FsprecError
 
 CHUNK = 8 * 1024 * 1024
-KERNEL_CHUNK = 64 * 1024 * 1024
+KERNEL_CHUNK = 32 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 Progress = Callable[[int, int], None]
@@ -152,25 +152,33 @@ def _crc_of(fd: int, start: int, length: int) -> int:
 
 def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
                  total: int, cancelled: CancelCheck) -> bool:
-    """Copy with ``os.copy_file_range``; False (nothing copied) where it is not supported."""
+    """Copy with ``os.copy_file_range``; False (nothing copied) where it is not supported.
+
+    Write-back of the copied pages is started as the copy goes (a background ``fdatasync``),
+    so the caller's final fsync has little left to wait for.
+    """
     dst.flush()
     out_start = dst.tell()
     copied = 0
-    while copied < length:
-        if cancelled():
-            raise Cancelled("Cancelled; nothing was changed.")
-        try:
-            count = os.copy_file_range(src.fileno(), dst.fileno(),
-                                       min(KERNEL_CHUNK, length - copied),
-                                       start + copied, out_start + copied)
-        except OSError:
-            if copied:
-                raise
-            return False
-        if count == 0:
-            raise FsprecError("The model file ended early while copying (truncated file?).")
-        copied += count
-        progress(start + copied, total)
+    with ThreadPoolExecutor(1) as flusher:
+        flushing = None
+        while copied < length:
+            if cancelled():
+                raise Cancelled("Cancelled; nothing was changed.")
+            try:
+                count = os.copy_file_range(src.fileno(), dst.fileno(),
+                                           min(KERNEL_CHUNK, length - copied),
+                                           start + copied, out_start + copied)
+            except OSError:
+                if copied:
+                    raise
+                return False
+            if count == 0:
+                raise FsprecError("The model file ended early while copying (truncated file?).")
+            copied += count
+            progress(start + copied, total)
+            if flushing is None or flushing.done():
+                flushing = flusher.submit(os.fdatasync, dst.fileno())
     dst.seek(out_start + length)
     return True
 
