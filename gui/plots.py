@@ -126,7 +126,10 @@ class LayerRangePlot(ThemedPlot):
         self.points: list[LayerPoint] = []
         self.setMinimumHeight(340)
         self.plotItem.setLogMode(False, True)
-        self.scatters: list[pg.ScatterPlotItem] = []
+        # One scatter for every point, so hover tips never compete between items.
+        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=13,
+                                          tip=lambda x, y, data: self.points[data].tooltip)
+        self.scatter.sigClicked.connect(self._clicked)
 
     def set_points(self, points: list[LayerPoint]) -> None:
         """Show these layers."""
@@ -134,23 +137,24 @@ class LayerRangePlot(ThemedPlot):
         self.redraw()
 
     def draw(self, text: QColor) -> None:
-        self.scatters = []
         if not self.points:
             return self.note("No layer produced values.", text)
-        legend = self.legend(text)
         normal = policy_color("float32")
+        spots = []
         for risky, color in ((False, normal), (True, RISK_COLOR)):
             chosen = [p for p in self.points if bool(p.risk) == risky]
-            if not chosen:
-                continue
             self._ranges(chosen, _faint(color, 110))
-            high = self._scatter([p for p in chosen if p.max_abs > 0], "max", color, "o", 8)
-            low = self._scatter([p for p in chosen if p.min_abs], "min", color, "t", 7)
-            if risky:
-                legend.addItem(high, "at risk in float16")
-            else:
-                legend.addItem(high, "max |x|")
-                legend.addItem(low, "min non-zero |x|")
+            spots += [self._spot(p, "max", color) for p in chosen if p.max_abs > 0]
+            spots += [self._spot(p, "min", color) for p in chosen if p.min_abs]
+        self.scatter.setData(spots=spots)
+        self.addItem(self.scatter)
+        legend = self.legend(text)
+        for name, which, color in (("max |x|", "max", normal),
+                                   ("min non-zero |x|", "min", normal),
+                                   ("at risk in float16", "max", RISK_COLOR)):
+            style = self._style(which, color)
+            legend.addItem(pg.ScatterPlotItem(symbol=style["symbol"], size=style["size"],
+                                              pen=style["pen"], brush=style["brush"]), name)
         self._limits(text)
         self._name_risky()
         self._fit()
@@ -165,19 +169,18 @@ class LayerRangePlot(ThemedPlot):
         if x:
             self.addItem(pg.PlotCurveItem(x, y, connect="pairs", pen=pg.mkPen(color, width=2)))
 
-    def _scatter(self, points: list[LayerPoint], which: str, color: QColor, symbol: str,
-                 size: int) -> pg.ScatterPlotItem:
-        values = [p.max_abs if which == "max" else p.min_abs for p in points]
-        brush = color if which == "max" else _faint(color, 60)
-        scatter = pg.ScatterPlotItem(
-            x=[p.index for p in points], y=[math.log10(v) for v in values],
-            data=[p.index for p in points], symbol=symbol, size=size, pen=pg.mkPen(color),
-            brush=pg.mkBrush(brush), hoverable=True, hoverSize=size + 5,
-            tip=lambda x, y, data: self.points[data].tooltip)
-        scatter.sigClicked.connect(self._clicked)
-        self.addItem(scatter)
-        self.scatters.append(scatter)
-        return scatter
+    @staticmethod
+    def _style(which: str, color: QColor) -> dict:
+        """A filled circle for max |x|, a light triangle for the smallest non-zero |x|."""
+        if which == "max":
+            return {"symbol": "o", "size": 8, "pen": pg.mkPen(color), "brush": pg.mkBrush(color)}
+        return {"symbol": "t", "size": 7, "pen": pg.mkPen(color),
+                "brush": pg.mkBrush(_faint(color, 60))}
+
+    def _spot(self, point: LayerPoint, which: str, color: QColor) -> dict:
+        value = point.max_abs if which == "max" else point.min_abs
+        return {"pos": (point.index, math.log10(value)), "data": point.index,
+                **self._style(which, color)}
 
     def _limits(self, text: QColor) -> None:
         # Both labels hang below their line: the legend sits above the top one.
@@ -289,10 +292,14 @@ class BarPlot(ThemedPlot):
 
 
 class CurvePlot(ThemedPlot):
-    """Lines over training steps, one per series; NaN steps leave gaps."""
+    """Lines over training steps, one per series; NaN steps leave gaps. ``log_y`` suits
+    values that halve and double (a loss scale)."""
 
-    def __init__(self, title: str, unit: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, unit: str, log_y: bool = False,
+                 parent: QWidget | None = None) -> None:
         super().__init__(title, {"left": unit, "bottom": "step"}, parent)
+        self.log_y = log_y
+        self.plotItem.setLogMode(False, log_y)
         self.steps: list[int] = []
         self.curves: list[tuple[str, list[float], QColor]] = []
         self.message = ""
@@ -306,7 +313,8 @@ class CurvePlot(ThemedPlot):
         self.redraw()
 
     def draw(self, text: QColor) -> None:
-        shown = [v for _, values, _ in self.curves for v in values if math.isfinite(v)]
+        shown = [math.log10(v) if self.log_y else v for _, values, _ in self.curves
+                 for v in values if math.isfinite(v) and (v > 0 or not self.log_y)]
         if not shown:
             return self.note(self.message if not self.curves else "Every value is Inf/NaN.",
                              RISK_COLOR if self.curves else text)
@@ -327,7 +335,7 @@ class CurvePlot(ThemedPlot):
             if legend is not None:
                 legend.addItem(curve, f"{name}: Inf/NaN at {bad}/{len(values)} steps"
                                if bad else name)
-        low, high = min(shown), max(shown)
+        low, high = min(shown), max(shown)  # log10 of the values on a log axis
         span = (high - low) or abs(high) * 0.1 or 1.0
         head = 0.5 if legend is not None else 0.1
         self.plotItem.setYRange(low - 0.1 * span, high + head * span, padding=0)

@@ -64,7 +64,7 @@ class ValidationView(QWidget):
         self.speed_plot = BarPlot("Throughput", "images/s")
         self.memory_plot = BarPlot("Peak device memory", "MB")
         self.loss_plot = CurvePlot("Training loss", "loss")
-        self.scale_plot = CurvePlot("Loss scale", "loss scale")
+        self.scale_plot = CurvePlot("Loss scale", "loss scale", log_y=True)
 
         self.message = QLabel()
         self.message.setWordWrap(True)
