@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .validation_view import ValidationView
 
 NOTHING_CHANGED = "Nothing was changed."
+_DEVICE_WORDS = {"auto": "the GPU if there is one", "cpu": "the CPU", "gpu": "the GPU"}
 _SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
                   "mixed_bfloat16": "Switch to mixed precision (bfloat16)",
                   "float32": "Switch to full precision (float32)"}
@@ -536,9 +537,9 @@ class MainWindow(QMainWindow):
         view = self.validation_view()
         job.progress.connect(view.show_progress)
         job.cancelled.connect(view.show_stopped)
-        description = (f"{folder.plugin}: float32 against {PRECISION_LABELS[policy]}, "
-                       f"device {settings.device}, {settings.keras_backend} backend, batch "
-                       f"{options.batch}, {options.steps} training steps.")
+        description = (f"{folder.plugin}: float32 against {PRECISION_LABELS[policy]} on "
+                       f"{_DEVICE_WORDS[settings.device]}, {settings.keras_backend} backend, "
+                       f"batch {options.batch}, {options.steps} training steps.")
         view.show_running(description)
         self._show_validation_tab()
         self.log(f"Validating {description}")
