@@ -172,7 +172,7 @@ def test_verdict_in_words_and_colour(view, status, label):
 
 def test_plots_show_the_result(view):
     view.show_result(sample_result())
-    spots = [spot for scatter in view.layer_plot.scatters for spot in scatter.points()]
+    spots = view.layer_plot.scatter.points()
     maxima = [s for s in spots if s.symbol() == "o"]
     assert sorted(s.data() for s in maxima) == list(range(len(MEASURED)))
     red = {view.layer_plot.points[s.data()].path for s in spots
@@ -261,11 +261,17 @@ def validation_children() -> list[int]:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
 
-def click_point(qtbot, plot, index: int, value: float) -> None:
-    """Click the plot where the layer ``index`` has its point at ``value`` (log axis)."""
-    scene = plot.plotItem.vb.mapViewToScene(QPointF(index, math.log10(value)))
-    pos = plot.mapFromScene(scene)
-    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos.x(), pos.y()))
+def point_position(qtbot, plot, index: int, value: float) -> QPoint:
+    """Where the layer ``index`` has its point at ``value`` (log axis), once the plot has
+    settled (its axes fit themselves to their labels when first painted)."""
+    seen: list[QPoint] = []
+
+    def settled() -> bool:
+        view = plot.plotItem.vb.mapViewToScene(QPointF(index, math.log10(value)))
+        seen.append(plot.mapFromScene(view))
+        return len(seen) >= 5 and seen[-1] == seen[-2] == seen[-3]
+    qtbot.waitUntil(settled, timeout=5_000)
+    return seen[-1]
 
 
 def test_validation_of_a_risky_model(validating_window, qtbot, message_boxes):
@@ -289,13 +295,16 @@ def test_validation_of_a_risky_model(validating_window, qtbot, message_boxes):
     # One point per measured layer; encoder/boost is the red one.
     measured = [row["path"] for row in result["layers"] if row["values"]]
     plot = view.layer_plot
-    maxima = [s for scatter in plot.scatters for s in scatter.points() if s.symbol() == "o"]
+    maxima = [s for s in plot.scatter.points() if s.symbol() == "o"]
     assert sorted(plot.points[s.data()].path for s in maxima) == sorted(measured)
     red = [plot.points[s.data()] for s in maxima if s.brush().color() == RISK_COLOR]
     assert [p.path for p in red] == ["encoder/boost"]
 
-    # Clicking it shows the layer in the Layers tab.
-    click_point(qtbot, plot, red[0].index, red[0].max_abs)
+    # Hovering names it; clicking it shows the layer in the Layers tab.
+    where = point_position(qtbot, plot, red[0].index, red[0].max_abs)
+    qtbot.mouseMove(plot.viewport(), where)
+    qtbot.waitUntil(lambda: "encoder/boost" in plot.plotItem.vb.toolTip(), timeout=5_000)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
     assert window.views.currentWidget() is window.center
     assert window.panel.selected_layer().path == "encoder/boost"
     assert "encoder/boost" in window.details.layer_box.values["Path"].full_text()
