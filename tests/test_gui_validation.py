@@ -185,6 +185,10 @@ def test_plots_show_the_result(view):
     assert "2.50× float32" in view.speed_plot.plotItem.titleLabel.text
     assert texts(view.memory_plot) == ["n/a on CPU"]
     assert view.scale_plot.title == "Loss scale (1 step skipped)"
+    # Right-clicking a plot offers pyqtgraph's export dialog (PNG, SVG, CSV).
+    for plot in (view.layer_plot, view.rel_plot, view.loss_plot):
+        assert plot.plotItem.vb.menuEnabled()
+        assert "Export..." in [a.text() for a in plot.scene().contextMenu]
 
 
 def test_gpu_memory_and_missing_parts(view):
