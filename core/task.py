@@ -27,6 +27,11 @@ class Task:
         self._cancel.set()
 
     @property
+    def cancel_event(self) -> threading.Event:
+        """The cancel flag itself, for core calls that wait on an event."""
+        return self._cancel
+
+    @property
     def cancelled(self) -> bool:
         """True once :meth:`cancel` was called."""
         return self._cancel.is_set()

@@ -93,7 +93,9 @@ class SettingsDialog(QDialog):
         self.policy.setToolTip("The policy a float32 model switches to. Faceswap trains "
                                "in mixed float16.")
         self.batch = self._spin(1, 512, settings.validation_batch)
-        self.steps = self._spin(1, 10_000, settings.validation_steps)
+        self.steps = self._spin(0, 10_000, settings.validation_steps)
+        self.steps.setToolTip("Training steps the validation runs in float32 and in mixed "
+                              "precision to compare losses; 0 skips the training check.")
         self.device = self._combo({d: DEVICE_LABELS[d] for d in DEVICES}, settings.device)
         self.backend = self._combo({b: b for b in BACKENDS}, settings.keras_backend)
         form = QFormLayout()

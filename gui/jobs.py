@@ -2,13 +2,16 @@
 
 Each takes the core :class:`~fsprec.core.task.Task` last, as :class:`~fsprec.gui.workers.Job`
 expects. Core calls that already have that shape (``convert.run``, ``scan.scan``,
-``nanscan.scan_weights``, ``backup.restore``) are run directly.
+``nanscan.scan_weights``, ``backup.restore``) are run directly; validation runs Keras in a
+child process, so nothing here imports it.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fsprec.core import demo, open_model, traincfg
 from fsprec.core.convert import Plan, plan
@@ -17,6 +20,7 @@ from fsprec.core.layers import Layer
 from fsprec.core.modelfile import ModelFolder
 from fsprec.core.scan import ScanEntry, scan
 from fsprec.core.task import Task
+from fsprec.core.validate import Options, run_validation
 
 
 @dataclass
@@ -93,3 +97,14 @@ def plan_switch(path: Path, target: str, pins: Sequence[str], faceswap_folder: s
     proposal = Proposal(plan(path, target, list(pins), train_ini=train_ini), notes)
     task.progress("Checking", 1, 1)
     return proposal
+
+
+def validate(path: Path, options: Options, device: str, backend: str,
+             task: Task) -> dict[str, Any]:
+    """A validation pass in a child process on the Keras ``backend``; its result document.
+
+    Cancel ends the child (within about a second) and raises :class:`Cancelled`.
+    """
+    task.progress("Starting Keras", 0, 0)
+    return run_validation(path, options, device, on_progress=task.progress,
+                          cancel=task.cancel_event, env={**os.environ, "KERAS_BACKEND": backend})

@@ -124,6 +124,19 @@ class LayerTreeModel(QAbstractItemModel):
         """Parameter counts per layer path (empty until counted)."""
         return self._params
 
+    def index_of(self, path: str) -> QModelIndex:
+        """The Name cell of the layer at ``path`` (invalid when there is none)."""
+        nodes, parent = self._roots, QModelIndex()
+        while True:
+            for node in nodes:
+                if node.layer.path == path:
+                    return self.index(node.row, 0, parent)
+                if path.startswith(node.layer.path + "/"):
+                    nodes, parent = node.children, self.index(node.row, 0, parent)
+                    break
+            else:
+                return QModelIndex()
+
     # QAbstractItemModel ----------------------------------------------------------------------
     def _node(self, index: Index) -> _Node | None:
         return index.internalPointer() if index.isValid() else None
@@ -229,6 +242,15 @@ class LayerTreeModel(QAbstractItemModel):
         checked = Qt.CheckState(value) == Qt.CheckState.Checked
         self.set_pinned(node.layer.name, checked)
         return True
+
+    def set_pins(self, names: Iterable[str]) -> None:
+        """Keep exactly these eligible layers in float32 (other names are ignored)."""
+        pins = set(names) & {layer.name for layer in self.leaves() if layer.eligible}
+        if pins == self._pins:
+            return
+        self._pins = pins
+        self._column_changed(Column.PIN, self._roots, QModelIndex())
+        self.pinsChanged.emit()
 
     def set_pinned(self, name: str, pinned: bool) -> None:
         """Pin or unpin an eligible layer by name (every row with that name updates)."""

@@ -1,7 +1,7 @@
 """The centre of the window: the open model's header, the one-click switch, and its layers."""
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QTreeView, QVBoxLayout,
@@ -155,6 +155,28 @@ class LayerPanel(QWidget):
         """The layer selected in the tree, if any."""
         indexes = self.tree.selectionModel().selectedRows()
         return indexes[0].data(LAYER_ROLE) if indexes else None
+
+    def select_path(self, path: str) -> bool:
+        """Select and show the layer at ``path`` (clearing filters that hide it); False when
+        the model has no such layer."""
+        source = self.model.index_of(path)
+        if not source.isValid():
+            return False
+        if not self.proxy.mapFromSource(source).isValid():
+            self.filter_edit.clear()
+            self.only_eligible.setChecked(False)
+            self.only_pinned.setChecked(False)
+        index = self.proxy.mapFromSource(source)
+        parent = index.parent()
+        while parent.isValid():
+            self.tree.expand(parent)
+            parent = parent.parent()
+        self.tree.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        self.tree.setFocus()
+        return True
 
     def _update_summary(self) -> None:
         leaves = self.model.leaves()

@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QStandardPaths, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
@@ -18,6 +18,7 @@ from fsprec.core import backup, convert, nanscan, scan
 from fsprec.core.layers import MIXED_POLICIES, Layer
 from fsprec.core.modelfile import ModelFolder
 from fsprec.core.nanscan import NanReport
+from fsprec.core.validate import Options
 
 from . import jobs
 from .browser import ModelBrowser
@@ -30,7 +31,11 @@ from .theme import PRECISION_LABELS, app_icon
 from .widgets import LogView
 from .workers import Job, JobFunction, JobRunner
 
+if TYPE_CHECKING:
+    from .validation_view import ValidationView
+
 NOTHING_CHANGED = "Nothing was changed."
+_DEVICE_WORDS = {"auto": "the GPU if there is one", "cpu": "the CPU", "gpu": "the GPU"}
 _SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
                   "mixed_bfloat16": "Switch to mixed precision (bfloat16)",
                   "float32": "Switch to full precision (float32)"}
@@ -56,6 +61,7 @@ class MainWindow(QMainWindow):
         self._opening: Path | None = None
         self._saved_pins: list[str] = []
         self._scan_root: Path | None = None
+        self._validation: ValidationView | None = None
 
         self.setWindowTitle("fsprec")
         self.setWindowIcon(app_icon())
@@ -170,6 +176,10 @@ class MainWindow(QMainWindow):
                                         tip="Choose the folder the model browser lists.")
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         self.switch_action = self._action("&Switch Precision…", self.switch_precision, "Ctrl+T")
+        self.validate_action = self._action(
+            "&Validate Mixed Precision", self.validate, "Ctrl+Shift+V", pixmap.SP_MediaPlay,
+            "Run the model in float32 and in mixed precision and compare (Settings: batch, "
+            "steps, device, backend).")
         self.nan_action = self._action("Scan Weights for &NaN/Inf", self.scan_nan,
                                        icon=pixmap.SP_FileDialogContentsView,
                                        tip="Check every weight of the model for NaN and Inf.")
@@ -197,8 +207,8 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.quit_action)
         menu = self.menuBar().addMenu("&Model")
-        for action in (self.switch_action, self.nan_action, self.restore_action,
-                       self.reveal_action, self.reload_action):
+        for action in (self.switch_action, self.validate_action, self.nan_action,
+                       self.restore_action, self.reveal_action, self.reload_action):
             menu.addAction(action)
         menu = self.menuBar().addMenu("&View")
         menu.addAction(self.log_dock.toggleViewAction())
@@ -210,8 +220,8 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("main-toolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.open_action, self.nan_action, self.restore_action,
-                       self.reveal_action):
+        for action in (self.open_action, self.validate_action, self.nan_action,
+                       self.restore_action, self.reveal_action):
             toolbar.addAction(action)
 
     def _build_status_bar(self) -> None:
@@ -236,7 +246,7 @@ class MainWindow(QMainWindow):
     # Jobs ------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """True while a foreground job (open, switch, scan, restore) runs."""
+        """True while a foreground job (open, switch, validate, scan, restore) runs."""
         return self.job_status.busy
 
     def _start(self, title: str, fn: JobFunction, on_finished: Callable[[Any], None],
@@ -302,6 +312,8 @@ class MainWindow(QMainWindow):
                      "they are listed on the left.")
             return
         folder = result.folder
+        if self.folder is not None and self.folder.path != folder.path:
+            self._close_validation()  # its result is about the other model
         self.folder = folder
         self._saved_pins = result.pins
         self._params = {}
@@ -492,6 +504,81 @@ class MainWindow(QMainWindow):
                         self._open_failed)
         self.rescan()
 
+    # Validation ------------------------------------------------------------------------------
+    def validation_view(self) -> ValidationView:
+        """The Validation tab's view, made on first use (pyqtgraph loads only then)."""
+        if self._validation is None:
+            from .validation_view import ValidationView
+            view = ValidationView(self.validate_action)
+            view.layerClicked.connect(self.show_layer)
+            view.applyPinsRequested.connect(self.apply_pins)
+            view.cancelRequested.connect(self.job_status.cancel)
+            self._validation = view
+        return self._validation
+
+    def validate(self) -> None:
+        """Validate the open model in a child process (float32 against its mixed policy, with
+        the ticked pins kept float32); progress in the status bar and the Validation tab."""
+        folder = self.folder
+        if folder is None or self.busy:
+            return
+        settings = self.settings
+        policy = folder.precision if folder.precision in MIXED_POLICIES \
+            else settings.mixed_policy
+        options = Options(policy, settings.validation_batch, settings.validation_steps,
+                          pins=self.panel.model.pins())
+        job = self.job_status.start(
+            "Validating", partial(jobs.validate, folder.path, options, settings.device,
+                                  settings.keras_backend),
+            self._validated, self._validation_failed)
+        if job is None:
+            self.log(f"Busy with {self.job_status.title.lower()}; try again when it ends.")
+            return
+        view = self.validation_view()
+        job.progress.connect(view.show_progress)
+        job.cancelled.connect(view.show_stopped)
+        description = (f"{folder.plugin}: float32 against {PRECISION_LABELS[policy]} on "
+                       f"{_DEVICE_WORDS[settings.device]}, {settings.keras_backend} backend, "
+                       f"batch {options.batch}, {options.steps} training steps.")
+        view.show_running(description)
+        self._show_validation_tab()
+        self.log(f"Validating {description}")
+
+    def _show_validation_tab(self) -> None:
+        view = self.validation_view()
+        if self.views.indexOf(view) < 0:
+            self.views.addTab(view, "Validation")
+        self.views.setCurrentWidget(view)
+
+    def _close_validation(self) -> None:
+        if self._validation is not None:
+            self._validation.clear()
+            self.views.removeTab(self.views.indexOf(self._validation))
+
+    def _validated(self, result: dict[str, Any]) -> None:
+        self.validation_view().show_result(result)
+        self._show_validation_tab()
+        self.log(f"Validation of {Path(result['model']['folder']).name}: "
+                 f"{result['verdict']['text']}")
+
+    def _validation_failed(self, message: str) -> None:
+        self.validation_view().show_stopped("Validation failed.")
+        self.log(f"Validation failed: {message}")
+        QMessageBox.critical(self, "Validation failed", message)
+
+    def show_layer(self, path: str) -> None:
+        """Show the Layers tab with the layer at ``path`` selected."""
+        self.views.setCurrentWidget(self.center)
+        if not self.panel.select_path(path):
+            self.log(f"{path} is not a layer of the open model.")
+
+    def apply_pins(self, pins: list[str]) -> None:
+        """Tick Keep float32 for exactly ``pins`` and show them in the Layers tab."""
+        self.panel.model.set_pins(pins)
+        self.views.setCurrentWidget(self.center)
+        self.log(f"Keeping {', '.join(pins)} in float32, as validation suggests; "
+                 "the switch button converts with them.")
+
     # Other model actions ---------------------------------------------------------------------
     def scan_nan(self) -> None:
         """Scan every weight for NaN and Inf on a worker."""
@@ -541,6 +628,7 @@ class MainWindow(QMainWindow):
         for action in (self.open_action, self.demo_action, self.root_action):
             action.setEnabled(idle)
         self.nan_action.setEnabled(has_model and idle)
+        self.validate_action.setEnabled(idle and bool(self.folder and self.folder.eligible))
         self.reload_action.setEnabled(has_model and idle)
         self.reveal_action.setEnabled(has_model)
         self.restore_action.setEnabled(has_model and idle and self._can_restore)

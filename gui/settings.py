@@ -91,7 +91,7 @@ class AppSettings:
 
     @property
     def validation_steps(self) -> int:
-        """Number of batches a validation pass runs."""
+        """Optimizer steps of the validation's training check (0: no training check)."""
         return self._int("validation/steps", 16)
 
     @validation_steps.setter

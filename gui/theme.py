@@ -19,6 +19,7 @@ _POLICY_COLORS = {
     "partial": "#ef4444",  # red: some layers mixed, some not
 }
 _NEUTRAL = "#94a3b8"  # slate: sub-models (inherited) and ops without a policy
+_VERDICT_COLORS = {"safe": "#16a34a", "safe_with_pins": "#d97706", "not_safe": "#dc2626"}
 ELIGIBLE_COLOR = "#22c55e"  # green
 TINT_ALPHA = 56
 
@@ -35,6 +36,11 @@ SHORT_PRECISION_LABELS = {"float32": "fp32", "mixed_float16": "mixed fp16",
 def policy_color(policy: str | None) -> QColor:
     """The colour that stands for a dtype policy or a model precision."""
     return QColor(_POLICY_COLORS.get(policy or "", _NEUTRAL))
+
+
+def verdict_color(status: str | None) -> QColor:
+    """Green for safe, amber for safe with pins, red for not safe; slate for no verdict."""
+    return QColor(_VERDICT_COLORS.get(status or "", _NEUTRAL))
 
 
 def tint(color: QColor) -> QColor:
@@ -92,6 +98,10 @@ def app_icon() -> QIcon:
 
 def badge_style(policy: str | None) -> str:
     """A style sheet for a rounded precision badge label."""
-    color = policy_color(policy)
+    return colored_badge_style(policy_color(policy))
+
+
+def colored_badge_style(color: QColor) -> str:
+    """A style sheet for a rounded badge label on ``color``."""
     return (f"QLabel {{ background: {color.name()}; color: {text_on(color).name()};"
             " border-radius: 8px; padding: 2px 9px; font-weight: 600; }")
