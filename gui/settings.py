@@ -6,9 +6,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from fsprec.core.backend import DEFAULT_BACKEND
+
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 DEVICES = ("auto", "cpu", "gpu")
-BACKENDS = ("torch", "tensorflow", "jax")
+BACKENDS = ("tensorflow", "torch", "jax")
 MAX_RECENT = 8
 
 
@@ -109,10 +111,11 @@ class AppSettings:
 
     @property
     def keras_backend(self) -> str:
-        """The Keras backend for validation; defaults to ``KERAS_BACKEND`` or torch
-        (Faceswap 3's backend)."""
-        env = os.environ.get("KERAS_BACKEND", "torch")
-        return self._choice("validation/backend", BACKENDS, env if env in BACKENDS else "torch")
+        """The Keras backend for validation; defaults to ``KERAS_BACKEND`` or fsprec's default
+        (TensorFlow, which fsprec installs; torch and JAX work where they are installed)."""
+        env = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+        return self._choice("validation/backend", BACKENDS,
+                            env if env in BACKENDS else DEFAULT_BACKEND)
 
     @keras_backend.setter
     def keras_backend(self, value: str) -> None:

@@ -154,7 +154,7 @@ def _crash_message(code: int | None, tail: str) -> str:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
         why = f"was killed ({name})"
         if code == -signal.SIGKILL:
-            why += ", most likely because the machine ran out of memory; try a smaller --batch"
+            why += ", most likely because the machine ran out of memory; try a smaller batch size"
     else:
         why = f"stopped with exit code {code} without a result"
     return f"The validation process {why}." + (f"\n{tail}" if tail else "")
