@@ -91,7 +91,7 @@ def _count_h5(dataset: h5py.Dataset, counter: _Counter) -> tuple[int, int]:
 def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
               findings: dict[str, LayerFinding]) -> None:
     """Scan contiguous weights straight from the file through one reused block buffer."""
-    buffer = bytearray(CHUNK_ELEMENTS * 8)
+    buffer = np.empty(CHUNK_ELEMENTS * 8, np.uint8)  # not zero-filled: it is read into
     for weight in weights:
         dtype = np.dtype(weight.dtype)
         for start in range(0, weight.size, CHUNK_ELEMENTS):
