@@ -61,15 +61,6 @@ def _run_task(job: Callable[[Task], Any]) -> Any:
         bar.close()
 
 
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
 def _table(rows: list[Sequence[str]], headers: Sequence[str]) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths)).rstrip(),
@@ -182,7 +173,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"No Faceswap models under {args.root}.")
         return 0
     rows = [(str(e.path), e.plugin or "?", {"keras3": "FS3", "keras2": "FS2"}.get(e.format, "?"),
-             e.precision or "?", str(e.iterations), _human_size(e.size),
+             e.precision or "?", str(e.iterations), scan.human_size(e.size),
              "yes" if e.has_backup else "no", e.problem or "") for e in entries]
     print(_table(rows, ("Folder", "Plugin", "Format", "Precision", "Iterations", "Size",
                         "Backup", "Note")))

@@ -34,6 +34,16 @@ class ScanEntry:
         return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
 
 
+def human_size(size: int) -> str:
+    """A byte count for people: 1 decimal, binary units (as Windows Explorer shows it)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def _looks_like_model_folder(files: list[str]) -> bool:
     return any(name.endswith((".keras", ".h5")) and not name.endswith(("_inference.keras",
                                                                       "_inference.h5"))

@@ -11,23 +11,13 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QPushButton, QSty
                                QStyledItemDelegate, QStyleOptionViewItem, QToolButton,
                                QVBoxLayout, QWidget)
 
-from fsprec.core.scan import ScanEntry
+from fsprec.core.scan import ScanEntry, human_size
 
 from .theme import PRECISION_LABELS, SHORT_PRECISION_LABELS, policy_color, text_on
 
 Index = QModelIndex | QPersistentModelIndex
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 FORMAT_SHORT = {"keras3": "FS3", "keras2": "FS2"}
-
-
-def human_size(size: int) -> str:
-    """A byte count as the file manager shows it (1 decimal, binary units)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def entry_facts(entry: ScanEntry) -> str:

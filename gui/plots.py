@@ -85,8 +85,8 @@ class ThemedPlot(pg.PlotWidget):
         self.draw(text)
 
     def draw(self, text: QColor) -> None:
-        """Add the plot's items (``text`` is the palette's text colour); subclasses do."""
-        raise NotImplementedError
+        """Add the plot's items (``text`` is the palette's text colour); each plot
+        overrides this."""
 
     def legend(self, text: QColor, columns: int = 4) -> pg.LegendItem:
         """The legend in the top right corner, in the palette's colours, ``columns`` entries

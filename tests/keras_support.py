@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FIXTURES, HAVE_FIXTURES, REPO, needs_fixtures  # noqa: F401 (re-exported)
 from fsprec.core.backend import ensure_backend
 
 ensure_backend()
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("FSPREC_FIXTURES", REPO.parent / "shared" / "fixtures"))
-HAVE_FIXTURES = (FIXTURES / "rehydrate.py").is_file()
-needs_fixtures = pytest.mark.skipif(
-    not HAVE_FIXTURES, reason=f"shared Faceswap fixtures not found at {FIXTURES} "
-                              "(set FSPREC_FIXTURES)")
 FP32_TOLERANCE = 1e-4  # relative L2, the fixtures' contract for float32 models
 FP16_TOLERANCE = 2.0 ** -10  # relative L2 within float16's machine epsilon
 

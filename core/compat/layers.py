@@ -17,7 +17,9 @@ Shape = tuple[int | None, ...]
 
 
 class _GlobalPooling2D(keras.layers.Layer):
-    """Reduce the two spatial axes of a 4D input with :meth:`_reduce`."""
+    """Reduce the two spatial axes of a 4D input with the subclass's ``reduction`` op."""
+
+    reduction: Callable[..., Any]
 
     def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -27,11 +29,8 @@ class _GlobalPooling2D(keras.layers.Layer):
     def _spatial_axes(self) -> list[int]:
         return [1, 2] if self.data_format == "channels_last" else [2, 3]
 
-    def _reduce(self, inputs: Any, axes: list[int]) -> Any:
-        raise NotImplementedError
-
     def call(self, inputs: Any) -> Any:
-        return self._reduce(inputs, self._spatial_axes())
+        return self.reduction(inputs, axis=self._spatial_axes())
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         channels = input_shape[3] if self.data_format == "channels_last" else input_shape[1]
@@ -44,15 +43,13 @@ class _GlobalPooling2D(keras.layers.Layer):
 class GlobalMinPooling2D(_GlobalPooling2D):
     """The minimum over the spatial axes."""
 
-    def _reduce(self, inputs: Any, axes: list[int]) -> Any:
-        return ops.min(inputs, axis=axes)
+    reduction = staticmethod(ops.min)
 
 
 class GlobalStdDevPooling2D(_GlobalPooling2D):
     """The (population) standard deviation over the spatial axes."""
 
-    def _reduce(self, inputs: Any, axes: list[int]) -> Any:
-        return ops.std(inputs, axis=axes)
+    reduction = staticmethod(ops.std)
 
 
 class KResizeImages(keras.layers.Layer):
