@@ -13,10 +13,11 @@ from typing import Any
 
 from PySide6.QtCore import (QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtGui import QColor
 
 from fsprec.core.layers import Layer
 
-from .theme import check_icon, dot_icon, policy_color, tint
+from .theme import DAMAGED_COLOR, check_icon, dot_icon, policy_color, tint, warning_icon
 
 Index = QModelIndex | QPersistentModelIndex
 LAYER_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -76,6 +77,7 @@ class LayerTreeModel(QAbstractItemModel):
         self._roots: list[_Node] = []
         self._pins: set[str] = set()
         self._params: dict[str, int] = {}
+        self._damaged: dict[str, str] = {}
         self._pins_editable = True
 
     # Content ---------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class LayerTreeModel(QAbstractItemModel):
         self._roots = _nodes(layers, None)
         self._pins = set(pins)
         self._params = {}
+        self._damaged = {}
         self._pins_editable = pins_editable
         self.endResetModel()
         self.pinsChanged.emit()
@@ -95,6 +98,16 @@ class LayerTreeModel(QAbstractItemModel):
         self._params = dict(params)
         if self._roots:
             self._column_changed(Column.PARAMS, self._roots, QModelIndex())
+
+    def set_damaged(self, damaged: dict[str, str]) -> None:
+        """Mark layers whose weights hold NaN/Inf (path -> what was found), e.g. after a scan."""
+        self._damaged = dict(damaged)
+        if self._roots:
+            self._column_changed(Column.NAME, self._roots, QModelIndex())
+
+    def damaged(self) -> dict[str, str]:
+        """The layers currently marked as holding NaN/Inf weights."""
+        return dict(self._damaged)
 
     def _column_changed(self, column: Column, nodes: list[_Node], parent: Index) -> None:
         self.dataChanged.emit(self.index(0, column, parent),
@@ -196,11 +209,16 @@ class LayerTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(layer, column)
         if role == Qt.ItemDataRole.DecorationRole:
+            if column == Column.NAME and layer.path in self._damaged:
+                return warning_icon()
             if column == Column.DTYPE:
                 return dot_icon(policy_color(None if layer.is_model
                                              else layer.dtype_policy).name())
             if column == Column.ELIGIBLE and layer.eligible:
                 return check_icon()
+        if role == Qt.ItemDataRole.BackgroundRole and column == Column.NAME \
+                and layer.path in self._damaged:
+            return tint(QColor(DAMAGED_COLOR))
         if role == Qt.ItemDataRole.BackgroundRole and column == Column.DTYPE \
                 and not layer.is_model and layer.dtype_policy:
             return tint(policy_color(layer.dtype_policy))
@@ -226,6 +244,8 @@ class LayerTreeModel(QAbstractItemModel):
         return ""
 
     def _tooltip(self, layer: Layer, column: int) -> str:
+        if column == Column.NAME and layer.path in self._damaged:
+            return f"{layer.path}: its weights hold {self._damaged[layer.path]}."
         if column == Column.PIN:
             return PIN_TOOLTIP if layer.eligible else ""
         if layer.is_model:

@@ -587,6 +587,8 @@ class MainWindow(QMainWindow):
                         self._nan_scanned)
 
     def _nan_scanned(self, report: NanReport) -> None:
+        self.panel.model.set_damaged({f.layer: f"{f.nan:,} NaN and {f.inf:,} Inf values"
+                                      for f in report.bad_layers})
         self.log(show_nan_report(self, report))
 
     def restore_backup(self) -> None:

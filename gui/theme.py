@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
 _POLICY_COLORS = {
@@ -21,6 +21,7 @@ _POLICY_COLORS = {
 _NEUTRAL = "#94a3b8"  # slate: sub-models (inherited) and ops without a policy
 _VERDICT_COLORS = {"safe": "#16a34a", "safe_with_pins": "#d97706", "not_safe": "#dc2626"}
 ELIGIBLE_COLOR = "#22c55e"  # green
+DAMAGED_COLOR = "#dc2626"  # red: weights that hold NaN or Inf
 TINT_ALPHA = 56
 
 PRECISION_LABELS = {
@@ -86,6 +87,26 @@ def check_icon(size: int = 14) -> QIcon:
     path.lineTo(size * 0.42, size * 0.78)
     path.lineTo(size * 0.84, size * 0.25)
     painter.drawPath(path)
+    painter.end()
+    return QIcon(pixmap)
+
+
+@cache
+def warning_icon(size: int = 14) -> QIcon:
+    """A red disc with a white "!", for layers whose weights hold NaN or Inf."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(DAMAGED_COLOR))
+    painter.drawEllipse(QRectF(0.5, 0.5, size - 1, size - 1))
+    pen = QPen(QColor("white"), size / 7)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    painter.setPen(pen)
+    middle = size / 2
+    painter.drawLine(QPointF(middle, size * 0.25), QPointF(middle, size * 0.56))
+    painter.drawPoint(QPointF(middle, size * 0.77))
     painter.end()
     return QIcon(pixmap)
 

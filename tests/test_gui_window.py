@@ -367,6 +367,25 @@ def test_nan_scan_reports_clean_and_poisoned_weights(window, qtbot, message_boxe
         window.nan_action.trigger()
     kind, title, text = message_boxes[-1]
     assert kind == "exec" and "NaN" in title and "1 layer(s)" in text
+    # The layer is marked in the tree until the model is read again.
+    model = window.panel.model
+    assert model.damaged() == {"encoder/dense": "1 NaN and 0 Inf values"}
+    row = next(index for index in _all_indexes(model) if
+               index.data(LAYER_ROLE).path == "encoder/dense")
+    assert "1 NaN and 0 Inf" in row.data(Qt.ItemDataRole.ToolTipRole)
+    assert row.data(Qt.ItemDataRole.DecorationRole) is not None
+    clean = next(index for index in _all_indexes(model) if
+                 index.data(LAYER_ROLE).path == "encoder/dense_1")
+    assert clean.data(Qt.ItemDataRole.DecorationRole) is None
+
+
+def _all_indexes(model):
+    """Every column-0 index of a tree model, depth first."""
+    pending = [model.index(row, 0) for row in range(model.rowCount())]
+    while pending:
+        index = pending.pop(0)
+        yield index
+        pending += [model.index(row, 0, index) for row in range(model.rowCount(index))]
 
 
 def poison(model_file: Path, dataset: str) -> None:
