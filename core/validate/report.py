@@ -27,7 +27,7 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     if pins.get("passed") and pins.get("pins"):
         return {"status": "safe_with_pins", "pins": pins["pins"],
                 "text": f"safe with pins: {', '.join(pins['pins'])} — without them, "
-                        f"{problem}{where}{faster}."}
+                        f"{problem}{where}."}
     return {"status": "not_safe", "pins": [], "text": f"not safe: {problem}{where}."}
 
 
