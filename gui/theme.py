@@ -6,6 +6,7 @@ contrast with their own background.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 
@@ -57,58 +58,59 @@ def text_on(color: QColor) -> QColor:
     return QColor("#111111") if luminance > 0.55 else QColor("#ffffff")
 
 
-@cache
-def dot_icon(color_name: str, size: int = 12) -> QIcon:
-    """A filled circle, for dtype and precision markers."""
+def _icon(size: int, paint: Callable[[QPainter], None]) -> QIcon:
+    """An antialiased ``size`` x ``size`` icon on a transparent background."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(color_name))
-    painter.drawEllipse(QRectF(1, 1, size - 2, size - 2))
+    paint(painter)
     painter.end()
     return QIcon(pixmap)
+
+
+def _round_pen(color: str, width: float) -> QPen:
+    pen = QPen(QColor(color), width)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    return pen
+
+
+@cache
+def dot_icon(color_name: str, size: int = 12) -> QIcon:
+    """A filled circle, for dtype and precision markers."""
+    def paint(painter: QPainter) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(color_name))
+        painter.drawEllipse(QRectF(1, 1, size - 2, size - 2))
+    return _icon(size, paint)
 
 
 @cache
 def check_icon(size: int = 14) -> QIcon:
     """A green tick, for eligible layers."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(QColor(ELIGIBLE_COLOR), size / 6)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    painter.setPen(pen)
-    path = QPainterPath()
-    path.moveTo(size * 0.18, size * 0.55)
-    path.lineTo(size * 0.42, size * 0.78)
-    path.lineTo(size * 0.84, size * 0.25)
-    painter.drawPath(path)
-    painter.end()
-    return QIcon(pixmap)
+    def paint(painter: QPainter) -> None:
+        painter.setPen(_round_pen(ELIGIBLE_COLOR, size / 6))
+        path = QPainterPath()
+        path.moveTo(size * 0.18, size * 0.55)
+        path.lineTo(size * 0.42, size * 0.78)
+        path.lineTo(size * 0.84, size * 0.25)
+        painter.drawPath(path)
+    return _icon(size, paint)
 
 
 @cache
 def warning_icon(size: int = 14) -> QIcon:
     """A red disc with a white "!", for layers whose weights hold NaN or Inf."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(DAMAGED_COLOR))
-    painter.drawEllipse(QRectF(0.5, 0.5, size - 1, size - 1))
-    pen = QPen(QColor("white"), size / 7)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    painter.setPen(pen)
-    middle = size / 2
-    painter.drawLine(QPointF(middle, size * 0.25), QPointF(middle, size * 0.56))
-    painter.drawPoint(QPointF(middle, size * 0.77))
-    painter.end()
-    return QIcon(pixmap)
+    def paint(painter: QPainter) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(DAMAGED_COLOR))
+        painter.drawEllipse(QRectF(0.5, 0.5, size - 1, size - 1))
+        painter.setPen(_round_pen("white", size / 7))
+        middle = size / 2
+        painter.drawLine(QPointF(middle, size * 0.25), QPointF(middle, size * 0.56))
+        painter.drawPoint(QPointF(middle, size * 0.77))
+    return _icon(size, paint)
 
 
 def app_icon() -> QIcon:
