@@ -1,7 +1,6 @@
 """Validation passes, run as the user runs them: a child process streaming JSON lines."""
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -11,7 +10,7 @@ import pytest
 
 from conftest import copy_tree, needs_fixtures, FIXTURES
 from keras_models import build_model_folder
-from fsprec.core import FsprecError, Cancelled
+from fsprec.core import Cancelled
 from fsprec.core.cli import main
 from fsprec.core.validate import Options, ValidationCrashed, run_validation, verdict
 from fsprec.core.validate import runner
