@@ -37,7 +37,7 @@ if op == "load":
     import os
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
-    from fsprec.core import compat
+    from fsprec.core.keras import compat
     custom = compat.custom_objects()
 from fsprec.core import convert, open_model
 from fsprec.core.nanscan import scan_weights

@@ -26,10 +26,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
 
-    from fsprec.core.backend import ensure_backend
+    from fsprec.core.keras.backend import ensure_backend
     ensure_backend()
-    from fsprec.core.validate import measure
-    from fsprec.core.validate.engine import Builder, Options, make_inputs
+    from fsprec.core.validate.child import measure
+    from fsprec.core.validate import Options
+    from fsprec.core.validate.child.engine import Builder, make_inputs
 
     builder = Builder(args.folder)
     inputs = make_inputs(builder.base, Options(batch=args.batch))

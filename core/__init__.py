@@ -23,8 +23,8 @@ def load_keras_model(folder: str | Path, policy: str | None = None, safe_mode: b
                      ) -> keras.Model:
     """Load a Faceswap model folder into Keras (imports Keras on first call).
 
-    See :func:`fsprec.core.loading.load_keras_model`.
+    See :func:`fsprec.core.keras.loading.load_keras_model`.
     """
-    from .loading import load_keras_model as load  # noqa: PLC0415 (keeps Keras lazy)
+    from .keras.loading import load_keras_model as load  # noqa: PLC0415 (keeps Keras lazy)
 
     return load(folder, policy, safe_mode, allow_lambda, faceswap_dir)

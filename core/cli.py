@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__, backup, convert, nanscan, scan
+from . import __version__, convert, nanscan, restore, scan
 from .errors import Cancelled, CheckFailed, FsprecError
 from .layers import MIXED_POLICIES, POLICIES
 from .modelfile import open_model
@@ -144,7 +144,7 @@ def cmd_nan_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    result = _run_task(lambda task: backup.restore(args.dir, task))
+    result = _run_task(lambda task: restore.restore(args.dir, task))
     print(f"Restored {', '.join(p.name for p in result.restored)}; the previous files are in "
           f"{result.archive_dir}.")
     return 0

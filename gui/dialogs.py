@@ -16,7 +16,7 @@ from fsprec.core.convert import Plan
 from fsprec.core.layers import MIXED_POLICIES
 from fsprec.core.nanscan import NanReport
 
-from .settings import BACKENDS, DEVICES, AppSettings
+from .prefs import BACKENDS, DEVICES, AppSettings
 from .theme import PRECISION_LABELS
 
 DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU"}

@@ -2,7 +2,7 @@
 
 Each takes the core :class:`~fsprec.core.task.Task` last, as :class:`~fsprec.gui.workers.Job`
 expects. Core calls that already have that shape (``convert.run``, ``scan.scan``,
-``nanscan.scan_weights``, ``backup.restore``) are run directly; validation runs Keras in a
+``nanscan.scan_weights``, ``restore.restore``) are run directly; validation runs Keras in a
 child process, so nothing here imports it.
 """
 from __future__ import annotations

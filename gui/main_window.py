@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QHBoxLayout, Q
                                QMainWindow, QMessageBox, QPushButton, QSplitter,
                                QStackedWidget, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
-from fsprec.core import backup, convert, nanscan, scan
+from fsprec.core import convert, nanscan, restore, scan
 from fsprec.core.layers import MIXED_POLICIES, Layer
 from fsprec.core.modelfile import ModelFolder
 from fsprec.core.nanscan import NanReport
@@ -26,7 +26,7 @@ from .details import DetailsPanel
 from .dialogs import ConversionDialog, SettingsDialog, show_about, show_nan_report
 from .job_status import JobStatus
 from .layer_panel import LayerPanel
-from .settings import AppSettings
+from .prefs import AppSettings
 from .theme import PRECISION_LABELS, app_icon
 from .widgets import LogView
 from .workers import Job, JobFunction, JobRunner
@@ -325,7 +325,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{folder.plugin} — {folder.path.name} — fsprec")
         self.settings.add_recent(folder.path)
         self.browser.set_current(folder.path)
-        self._can_restore = backup.can_restore(folder.path)
+        self._can_restore = restore.can_restore(folder.path)
         self._update_actions()
         eligible = len(folder.eligible)
         self.log(f"Opened {folder.model_file}: {PRECISION_LABELS.get(folder.precision)}, "
@@ -601,10 +601,10 @@ class MainWindow(QMainWindow):
             f"files are moved into an archive folder inside {self.folder.path.name}; "
             "nothing is deleted.")
         if answer == QMessageBox.StandardButton.Yes:
-            self._start("Restoring from backup", partial(backup.restore, self.folder.path),
+            self._start("Restoring from backup", partial(restore.restore, self.folder.path),
                         self._restored)
 
-    def _restored(self, result: backup.RestoreResult) -> None:
+    def _restored(self, result: restore.RestoreResult) -> None:
         names = ", ".join(p.name for p in result.restored)
         self.log(f"Restored {names}; the previous files are in {result.archive_dir}.")
         self._reopen_after_change()

@@ -83,7 +83,7 @@ def gui_settings(tmp_path, qapp):
     from PySide6.QtCore import QSettings
 
     from fsprec.gui.app import create_app
-    from fsprec.gui.settings import AppSettings
+    from fsprec.gui.prefs import AppSettings
 
     create_app([])
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

@@ -16,12 +16,12 @@ def build_model_folder(folder: Path, overflow: bool = False, rms_norm: bool = Fa
     (x 1e-6): harmless in float32, infinite in float16. ``rms_norm`` adds Faceswap's
     RMSNormalization with its default epsilon (1e-8), which is 0 in float16.
     """
-    from fsprec.core.backend import ensure_backend
+    from fsprec.core.keras.backend import ensure_backend
     ensure_backend()
     import keras
 
-    from fsprec.core.compat import PixelShuffler, RMSNormalization
-    from fsprec.core.settings import Settings
+    from fsprec.core.keras.compat import PixelShuffler, RMSNormalization
+    from fsprec.core.keras.settings import Settings
 
     def build(inputs):
         keras.utils.set_random_seed(7)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, HAVE_FIXTURES, REPO, needs_fixtures  # noqa: F401 (re-exported)
-from fsprec.core.backend import ensure_backend
+from fsprec.core.keras.backend import ensure_backend
 
 ensure_backend()
 

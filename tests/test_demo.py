@@ -102,7 +102,7 @@ def test_demo_is_written_without_keras(tmp_path):
 
 def test_demo_loads_and_runs_in_keras_in_both_precisions(tmp_path):
     pytest.importorskip("keras")
-    from fsprec.core.loading import load_keras_model
+    from fsprec.core.keras.loading import load_keras_model
 
     folder = demo.write_demo(tmp_path / "demo")
     batch = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)

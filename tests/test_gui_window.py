@@ -112,7 +112,7 @@ from PySide6.QtCore import QSettings, QTimer
 from fsprec.gui.app import create_app
 from fsprec.gui.dialogs import about_text
 from fsprec.gui.main_window import MainWindow
-from fsprec.gui.settings import AppSettings
+from fsprec.gui.prefs import AppSettings
 app = create_app([])
 settings = AppSettings(QSettings(sys.argv[1] + "/s.ini", QSettings.Format.IniFormat))
 window = MainWindow(settings, Path(sys.argv[1]))

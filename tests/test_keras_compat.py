@@ -1,4 +1,4 @@
-"""fsprec.core.compat: Faceswap's custom objects, checked one by one on small hand-made cases."""
+"""fsprec.core.keras.compat: Faceswap's custom objects, checked one by one on small hand-made cases."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from fsprec.core import compat
-from fsprec.core.compat import (ICNR, AdaInstanceNormalization, ConvolutionAware,
+from fsprec.core.keras import compat
+from fsprec.core.keras.compat import (ICNR, AdaInstanceNormalization, ConvolutionAware,
                                 GlobalMinPooling2D, GlobalStdDevPooling2D, GroupNormalization,
                                 InstanceNormalization, KResizeImages, L2Normalize, PixelShuffler,
                                 QuickGELU, ReflectionPadding2D, RMSNormalization, ScalarOp, Swish)

@@ -20,7 +20,7 @@ sys.path.insert(0, sys.argv[1])
 import lib.model.initializers as fs_init
 import lib.model.layers as fs_layers
 import lib.model.normalization as fs_norm
-from fsprec.core import compat
+from fsprec.core.keras import compat
 
 rng = np.random.default_rng(0)
 image = rng.standard_normal((2, 6, 6, 64)).astype("float32") * 3

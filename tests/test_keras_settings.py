@@ -1,4 +1,4 @@
-"""fsprec.core.settings: Faceswap's Settings contract on fsprec's one precision switch."""
+"""fsprec.core.keras.settings: Faceswap's Settings contract on fsprec's one precision switch."""
 from __future__ import annotations
 
 import copy
@@ -10,11 +10,11 @@ import pytest
 from keras_support import FIXTURES, needs_fixtures, rehydrated, scratch
 
 from fsprec.core import load_keras_model, open_model
-from fsprec.core.compat import PixelShuffler
+from fsprec.core.keras.compat import PixelShuffler
 from fsprec.core.convert import convert
 from fsprec.core.errors import FsprecError
 from fsprec.core.layers import derived_eligible, entry_policy, iter_leaves
-from fsprec.core.settings import Settings
+from fsprec.core.keras.settings import Settings
 from fsprec.core.state import State
 
 
@@ -70,7 +70,7 @@ def test_get_mixed_precision_layers_lists_the_layers_that_take_the_mixed_policy(
 def test_check_model_precision_refuses_without_a_stored_list(caplog) -> None:
     model = build_faceswap_style([keras.Input((8, 8, 3))])
     state = State({"name": "tiny", "mixed_precision_layers": []})
-    with caplog.at_level(logging.WARNING, logger="fsprec.core.settings"):
+    with caplog.at_level(logging.WARNING, logger="fsprec.core.keras.settings"):
         result = Settings(mixed_precision=True).check_model_precision(model, state)
     assert result is model
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES, fixture_path, needs_fixtures, snapshot
 from factory import make_keras2, make_keras3
-from fsprec.core import FsprecError, backup, convert, nanscan, open_model, scan, traincfg
+from fsprec.core import FsprecError, convert, nanscan, open_model, restore, scan, traincfg
 from fsprec.core.cli import main
 
 
@@ -74,7 +74,7 @@ def test_restore_archives_and_brings_back_the_backup(tmp_path, capsys):
     converted_model = (folder / "tiny.keras").read_bytes()
     (folder / "tiny_logs" / "session_1").mkdir(parents=True)
     (folder / "tiny_logs" / "session_1" / "events").write_text("log")
-    assert backup.can_restore(folder)
+    assert restore.can_restore(folder)
     assert main(["restore", str(folder)]) == 0
     assert "Restored tiny.keras, tiny_state.json" in capsys.readouterr().out
     now = snapshot(folder)
@@ -90,7 +90,7 @@ def test_restore_archives_and_brings_back_the_backup(tmp_path, capsys):
 def test_restore_faceswap_made_backups_with_logs(copy_fixture):
     folder = copy_fixture("fs3/original-fp32-trained")
     bk = (folder / "original.keras.bk").read_bytes()
-    result = backup.restore(folder)
+    result = restore.restore(folder)
     assert (folder / "original.keras").read_bytes() == bk
     assert (result.archive_dir / "original_logs").is_dir()
     sessions = json.loads((folder / "original_state.json").read_text())["sessions"]
@@ -101,7 +101,7 @@ def test_restore_faceswap_made_backups_with_logs(copy_fixture):
 def test_restore_without_backup(tmp_path, capsys):
     folder = make_keras3(tmp_path / "m")
     before = snapshot(folder)
-    assert not backup.can_restore(folder)
+    assert not restore.can_restore(folder)
     assert main(["restore", str(folder)]) == 2
     assert "No model backup" in capsys.readouterr().err
     assert snapshot(folder) == before

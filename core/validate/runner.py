@@ -1,6 +1,6 @@
 """Run a validation pass in a child Python process and follow it (no Keras in the parent).
 
-The child (``python -m fsprec.core.validate --jsonl ...``) writes one JSON object per line:
+The child (``python -m fsprec.core.validate.child --jsonl ...``) writes one JSON object per line:
 ``{"event": "progress", "stage", "done", "total"}``, then ``{"event": "result", "result"}``
 or ``{"event": "error", "kind": "input"|"internal", "message"}``. A crash or an out-of-memory
 kill in the child never takes the caller down, cancel ends the child, and its GPU memory is
@@ -22,11 +22,9 @@ from typing import Any
 
 from ..errors import Cancelled, FsprecError
 from ..modelfile import open_model
-from .engine import Options
-from .inputs import IMAGE_SUFFIXES
+from .options import DEVICES, IMAGE_SUFFIXES, Options
 
 Progress = Callable[[str, int, int], None]
-DEVICES = ("auto", "cpu", "gpu")
 
 
 class ValidationCrashed(FsprecError):
@@ -35,7 +33,7 @@ class ValidationCrashed(FsprecError):
 
 def command(folder: str | Path, options: Options, python: str = sys.executable) -> list[str]:
     """The child's command line."""
-    argv = [python, "-m", "fsprec.core.validate", "--jsonl", str(folder), "--policy",
+    argv = [python, "-m", "fsprec.core.validate.child", "--jsonl", str(folder), "--policy",
             options.policy, "--batch", str(options.batch), "--steps", str(options.steps)]
     if options.images:
         argv += ["--images", str(options.images)]

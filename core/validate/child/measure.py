@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import MIXED_POLICIES
+from ...layers import MIXED_POLICIES
 
 
 def parity(reference: list[np.ndarray], candidate: list[np.ndarray]) -> list[dict[str, Any]]:
@@ -142,7 +142,7 @@ def training_run(model: Any, policy: str, inputs: list[np.ndarray], steps: int,
     """
     import keras
 
-    from ..settings import Settings
+    from ...keras.settings import Settings
 
     optimizer = keras.optimizers.Adam(learning_rate=5e-5)
     if policy == "mixed_float16":

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .backend import ensure_backend
-from .errors import FsprecError
-from .layers import MIXED_POLICIES, mixed_in_config
-from .precision import switch_precision
-from .state import State
+from ..errors import FsprecError
+from ..layers import MIXED_POLICIES, mixed_in_config
+from ..precision import switch_precision
+from ..state import State
 
 ensure_backend()
 import keras  # noqa: E402 (after the backend is chosen)

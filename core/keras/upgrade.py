@@ -24,9 +24,9 @@ from collections.abc import Iterator, Mapping
 from numbers import Real
 from typing import Any
 
-from .errors import FsprecError
-from .layers import is_model_entry, policy_name
-from .precision import policy_form
+from ..errors import FsprecError
+from ..layers import is_model_entry, policy_name
+from ..precision import policy_form
 
 SCALAR_OPS = ("multiply", "truediv", "add", "subtract")
 _NO_GROUPS = ("DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")

@@ -1,7 +1,7 @@
 """Load a Faceswap model folder into Keras, on whichever backend Keras runs.
 
 ``<plugin>.keras`` files go through ``keras.saving.load_model``; Faceswap 2 ``<plugin>.h5``
-files through Keras 3's legacy h5 path after :func:`fsprec.core.legacy.upgrade_config`. A
+files through Keras 3's legacy h5 path after :func:`fsprec.core.keras.upgrade.upgrade_config`. A
 requested policy is applied with :func:`fsprec.core.precision.switch_precision` before the
 model is built, so weights are never converted.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backend import ensure_backend
-from .errors import FsprecError
-from .layers import POLICIES, entry_name, iter_leaves
-from .legacy import upgrade_config
-from .modelfile import ModelFolder, open_model
-from .precision import switch_precision
+from ..errors import FsprecError
+from ..layers import POLICIES, entry_name, iter_leaves
+from .upgrade import upgrade_config
+from ..modelfile import ModelFolder, open_model
+from ..precision import switch_precision
 
 if TYPE_CHECKING:
     import keras

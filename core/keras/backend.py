@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_BACKEND = "tensorflow"
+from ..validate.options import DEFAULT_BACKEND
 
 
 def ensure_backend() -> str:

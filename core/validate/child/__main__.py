@@ -1,4 +1,4 @@
-"""The validation child process: ``python -m fsprec.core.validate --jsonl FOLDER ...``."""
+"""The validation child process: ``python -m fsprec.core.validate.child --jsonl FOLDER ...``."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +7,13 @@ import os
 import sys
 import traceback
 
-from ..errors import FsprecError
-from .engine import Options, run
+from ...errors import FsprecError
+from ..options import Options
+from .engine import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsprec.core.validate")
+    parser = argparse.ArgumentParser(prog="python -m fsprec.core.validate.child")
     parser.add_argument("folder")
     parser.add_argument("--jsonl", action="store_true", required=True)
     parser.add_argument("--policy", default="mixed_float16")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                       not args.no_autopin, not args.no_speed, args.pin)
     try:
         from . import measure
-        from ..backend import ensure_backend
+        from ...keras.backend import ensure_backend
 
         ensure_backend()
         if os.environ.get("FSPREC_REQUIRE_GPU") and measure.device_info()["kind"] != "gpu":

@@ -3,40 +3,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..layers import MIXED_POLICIES, entry_name, iter_leaves
-from ..modelfile import open_model
-from ..precision import switch_precision
+from ...layers import MIXED_POLICIES, entry_name, iter_leaves
+from ...modelfile import open_model
+from ...precision import switch_precision
 from . import autopin, measure
 from .inputs import load_images, synthetic_faces
 from .probe import FLOAT16_TINY, layer_stats
-from .report import verdict
+from ..options import Options
+from ..report import verdict
 
 Emit = Callable[[str, int, int], None]
-TOLERANCE = {"mixed_float16": 1e-2, "mixed_bfloat16": 5e-2, "float32": 1e-6}
-
-
-@dataclass
-class Options:
-    """What a validation pass does (the ``fsprec validate`` options)."""
-
-    policy: str = "mixed_float16"
-    batch: int = 4
-    steps: int = 20
-    images: str | None = None
-    tolerance: float | None = None
-    autopin: bool = True
-    speed: bool = True
-    pins: list[str] | None = None  # kept float32; None: the model's own pins (if mixed)
-
-    @property
-    def rel_l2_tolerance(self) -> float:
-        return self.tolerance if self.tolerance is not None else TOLERANCE[self.policy]
 
 
 class Builder:
@@ -45,9 +27,9 @@ class Builder:
     def __init__(self, folder: Path) -> None:
         import keras
 
-        from .. import compat
-        from ..legacy import upgrade_config
-        from ..loading import load_keras_model
+        from ...keras import compat
+        from ...keras.upgrade import upgrade_config
+        from ...keras.loading import load_keras_model
 
         self.folder = open_model(folder)
         self.config = (upgrade_config(self.folder.config) if self.folder.format == "keras2"

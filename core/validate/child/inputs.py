@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import FsprecError
+from ...errors import FsprecError
+from ..options import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def synthetic_faces(batch: int, height: int, width: int, channels: int = 3,

@@ -6,11 +6,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from fsprec.core.backend import DEFAULT_BACKEND
+from fsprec.core.validate.options import BACKENDS, DEFAULT_BACKEND, DEVICES
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
-DEVICES = ("auto", "cpu", "gpu")
-BACKENDS = ("tensorflow", "torch", "jax")
 MAX_RECENT = 8
 
 
