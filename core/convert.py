@@ -36,9 +36,13 @@ from .task import Task
 _MARGIN = 4 * 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A checked conversion, ready to run; nothing has been written yet."""
+    """A checked conversion, ready to run; nothing has been written yet.
+
+    Frozen: what the user confirmed is what runs. A changed choice is a new plan
+    (``dataclasses.replace(plan, update_train_ini=True)``).
+    """
 
     model: ModelFolder
     target: str

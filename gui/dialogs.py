@@ -1,6 +1,8 @@
 """Dialogs: conversion confirmation, settings, About."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import platform
 from importlib import metadata
@@ -64,10 +66,9 @@ class ConversionDialog(QDialog):
         layout.addWidget(buttons)
 
     def accepted_plan(self) -> Plan:
-        """The plan, with the train.ini choice applied."""
-        self.plan.update_train_ini = self.update_ini.isVisibleTo(self) and \
-            self.update_ini.isChecked()
-        return self.plan
+        """The plan, with the train.ini choice applied (a new plan: plans are frozen)."""
+        return replace(self.plan, update_train_ini=self.update_ini.isVisibleTo(self)
+                       and self.update_ini.isChecked())
 
 
 class SettingsDialog(QDialog):

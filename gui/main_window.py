@@ -18,6 +18,7 @@ from fsprec.core import convert, nanscan, restore, scan
 from fsprec.core.layers import MIXED_POLICIES, Layer
 from fsprec.core.modelfile import ModelFolder
 from fsprec.core.nanscan import NanReport
+from fsprec.core.switch import SwitchChoice, switch_choice
 from fsprec.core.validate import Options
 
 from . import jobs
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
 
 NOTHING_CHANGED = "Nothing was changed."
 _DEVICE_WORDS = {"auto": "the GPU if there is one", "cpu": "the CPU", "gpu": "the GPU"}
-_SWITCH_LABELS = {"mixed_float16": "Switch to mixed precision (float16)",
-                  "mixed_bfloat16": "Switch to mixed precision (bfloat16)",
-                  "float32": "Switch to full precision (float32)"}
-
 
 class MainWindow(QMainWindow):
     """Browse model folders, inspect layers, switch precision with one click."""
@@ -59,7 +56,6 @@ class MainWindow(QMainWindow):
         self._params: dict[str, int] = {}
         self._can_restore = False
         self._opening: Path | None = None
-        self._saved_pins: list[str] = []
         self._scan_root: Path | None = None
         self._validation: ValidationView | None = None
 
@@ -315,7 +311,6 @@ class MainWindow(QMainWindow):
         if self.folder is not None and self.folder.path != folder.path:
             self._close_validation()  # its result is about the other model
         self.folder = folder
-        self._saved_pins = result.pins
         self._params = {}
         self.panel.show_model(folder.plugin, str(folder.path), folder.precision, result.tree,
                               result.pins)
@@ -431,41 +426,23 @@ class MainWindow(QMainWindow):
             self.open_path(Path(action.data()))
 
     # Switching precision ---------------------------------------------------------------------
-    def switch_choice(self) -> tuple[str, list[str], str, str]:
-        """What the switch button does now: target policy, pins, label and tooltip."""
-        folder = self.folder
-        if folder is None:
-            return "", [], _SWITCH_LABELS["mixed_float16"], "Open a model first."
-        pins = self.panel.model.pins()
-        if folder.precision in MIXED_POLICIES:
-            if set(pins) != set(self._saved_pins):
-                return (folder.precision, pins, f"Apply float32 pins ({len(pins)} layers)",
-                        "Keep the checked layers in float32 and run the others in "
-                        f"{PRECISION_LABELS[folder.precision]}.")
-            return ("float32", [], _SWITCH_LABELS["float32"],
-                    "Every layer back to float32. Weights are not touched; a backup is kept.")
-        if folder.precision == "partial":
-            return ("float32", [], _SWITCH_LABELS["float32"],
-                    "Some layers are mixed and some are not: put every layer back to float32.")
-        target = self.settings.mixed_policy
-        kept = f"; {len(pins)} kept in float32" if pins else ""
-        return (target, pins, _SWITCH_LABELS[target],
-                f"{len(folder.eligible) - len(pins)} eligible layers run in "
-                f"{PRECISION_LABELS[target]}{kept}. Weights are not touched; a backup is kept.")
+    def switch_choice(self) -> SwitchChoice:
+        """What the switch button does now (the rule is core's :func:`switch_choice`)."""
+        return switch_choice(self.folder, self.panel.model.pins() if self.folder else (),
+                             self.settings.mixed_policy)
 
     def _update_switch(self) -> None:
-        target, _, text, tip = self.switch_choice()
-        enabled = bool(target) and not self.busy and bool(self.folder and self.folder.eligible)
-        if self.folder is not None and not self.folder.eligible:
-            tip = "No layer of this model may run in mixed precision."
-        self.panel.set_switch(text, tip, enabled)
+        choice = self.switch_choice()
+        enabled = choice.possible and not self.busy
+        self.panel.set_switch(choice.label, choice.explanation, enabled)
         self.switch_action.setEnabled(enabled)
 
     def switch_precision(self) -> None:
         """Plan the switch on a worker, then confirm it (see :meth:`_confirm_switch`)."""
         if self.folder is None or self.busy:
             return
-        target, pins, _, _ = self.switch_choice()
+        choice = self.switch_choice()
+        target, pins = choice.target, list(choice.pins)
         self._start("Checking the switch",
                     partial(jobs.plan_switch, self.folder.path, target, pins,
                             self.settings.faceswap_folder),

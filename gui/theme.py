@@ -13,6 +13,8 @@ from importlib.resources import files
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
+from fsprec.core.switch import PRECISION_LABELS  # noqa: F401 (re-exported for the views)
+
 _POLICY_COLORS = {
     "float32": "#3b82f6",  # blue
     "mixed_float16": "#f59e0b",  # amber
@@ -25,12 +27,6 @@ ELIGIBLE_COLOR = "#22c55e"  # green
 DAMAGED_COLOR = "#dc2626"  # red: weights that hold NaN or Inf
 TINT_ALPHA = 56
 
-PRECISION_LABELS = {
-    "float32": "float32",
-    "mixed_float16": "mixed float16",
-    "mixed_bfloat16": "mixed bfloat16",
-    "partial": "partly mixed",
-}
 SHORT_PRECISION_LABELS = {"float32": "fp32", "mixed_float16": "mixed fp16",
                           "mixed_bfloat16": "mixed bf16", "partial": "partial"}
 

@@ -320,7 +320,8 @@ def test_validation_of_a_risky_model(validating_window, qtbot, message_boxes):
     assert window.panel.model.pins() == ["boost", "shrink"]
     assert window.views.currentWidget() is window.center
     assert "2 kept in float32" in window.panel.switch_button.toolTip()
-    assert window.switch_choice()[:2] == ("mixed_float16", ["boost", "shrink"])
+    choice = window.switch_choice()
+    assert (choice.target, choice.pins) == ("mixed_float16", ("boost", "shrink"))
 
 
 @needs_proc
