@@ -141,7 +141,8 @@ def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
                     tensor["dtype"] = now
 
 
-def changed_layers(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def changed_layers(before: Mapping[str, Any], after: Mapping[str, Any]
+                   ) -> list[tuple[str, str, str]]:
     """``(path, old policy, new policy)`` for every leaf whose policy differs."""
     old = {p: entry_policy(e) for p, e in iter_entries(model_layers(before))}
     return [(path, str(old.get(path)), str(entry_policy(entry)))

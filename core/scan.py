@@ -72,11 +72,10 @@ def scan(root: str | Path, task: Task | None = None) -> list[ScanEntry]:
     if not root.is_dir():
         raise FsprecError(f"{root} is not a folder.")
     found: list[ScanEntry] = []
-    visited = 0
-    for current, dirs, files in os.walk(root, onerror=lambda err: None):
+    for visited, (current, dirs, files) in enumerate(os.walk(root, onerror=lambda err: None),
+                                                     start=1):
         task.check()
         dirs[:] = sorted(d for d in dirs if not _SKIP_DIR.search(d))
-        visited += 1
         task.progress("Scanning folders", visited, 0)
         if _looks_like_model_folder(files):
             found.append(_entry(Path(current)))
