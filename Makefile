@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps
+.PHONY: run test lint install system-deps
 
 run: $(STAMP)
 	$(BIN)/fsprec-gui --demo
@@ -15,6 +15,15 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
+
+# ruff, then the import contracts of pyproject.toml. fsprec.core / fsprec.gui are mapped from
+# core/ and gui/, so import-linter reads them through an fsprec/ folder of symlinks.
+IMPORTLINT := build/importlint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	@mkdir -p $(IMPORTLINT)/fsprec
+	@for d in core gui resources; do ln -sfn ../../../$$d $(IMPORTLINT)/fsprec/$$d; done
+	PYTHONPATH=$(IMPORTLINT) $(BIN)/lint-imports --no-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
