@@ -143,7 +143,7 @@ def test_window_and_demo_never_import_keras(tmp_path):
 
 
 def test_demo_opens_from_help_menu(window, qtbot, tmp_path):
-    wait_shown(qtbot, window, window.demo_action.trigger)
+    wait_shown(qtbot, window, window.models.demo_action.trigger)
     assert window.folder.path == (tmp_path / "appdata" / "fsprec-demo").resolve()
     assert "original" in window.windowTitle()
     assert window.panel.summary.text() == "35 of 42 layers eligible; model is float32."
@@ -231,7 +231,7 @@ def test_switch_converts_exactly_like_core(name, window, qtbot, copy_fixture, tm
                ((layer.path, layer) for top in converted.layer_tree(False) for layer in top.walk())
                if layer.eligible)
     assert window.panel.switch_button.text() == "Switch to full precision (float32)"
-    assert window.restore_action.isEnabled()  # the conversion left .bk backups
+    assert window.recovery.restore_action.isEnabled()  # the conversion left .bk backups
 
 
 @needs_fixtures
@@ -280,7 +280,7 @@ def test_closing_while_a_job_runs_cancels_it(window, qtbot, copy_fixture, monkey
     wait_shown(qtbot, window, lambda: window.open_path(folder))
     before = snapshot(folder)
     reached = hold_in("Writing model", monkeypatch)
-    window.switch_precision()
+    window.switching.switch()
     qtbot.waitUntil(reached.is_set, timeout=TIMEOUT_MS)
     window.close()
     assert window.runner.running() == []
@@ -313,7 +313,7 @@ def test_failed_switch_says_nothing_changed(window, qtbot, copy_fixture, monkeyp
     (folder / "original_state.json").write_text("{not json")  # changed behind our back
     before = snapshot(folder)
     with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
-        window.switch_precision()
+        window.switching.switch()
     assert message_boxes and message_boxes[-1][0] == "critical"
     assert "state file" in message_boxes[-1][2]
     assert snapshot(folder) == before
@@ -327,7 +327,7 @@ def test_browser_lists_models_under_the_root_and_opens_them(window, qtbot, copy_
         copy_tree(fixture_path(name), root / name.replace("/", "_"))
     (root / "broken").mkdir()
     (root / "broken" / "x.keras").write_bytes(b"not a zip")
-    window.set_models_root(root)
+    window.browsing.set_root(root)
     model = window.browser.model
     qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=TIMEOUT_MS)
     facts = {model.label(e): e for e in model.entries}
@@ -360,11 +360,11 @@ def test_dropping_a_folder_opens_it(window, qtbot, copy_fixture):
 def test_nan_scan_reports_clean_and_poisoned_weights(window, qtbot, message_boxes):
     wait_shown(qtbot, window, window.open_demo)
     with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
-        window.nan_action.trigger()
+        window.recovery.nan_action.trigger()
     assert message_boxes[-1][0] == "information" and "No NaN" in message_boxes[-1][2]
     poison(window.folder.model_file, "layers/functional/layers/dense/vars/0")
     with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
-        window.nan_action.trigger()
+        window.recovery.nan_action.trigger()
     kind, title, text = message_boxes[-1]
     assert kind == "exec" and "NaN" in title and "1 layer(s)" in text
     # The layer is marked in the tree until the model is read again.
@@ -406,10 +406,11 @@ def test_restore_from_backup(window, qtbot, copy_fixture, monkeypatch):
     folder = copy_fixture("fs3/original-fp32")
     accept_dialogs(monkeypatch)
     wait_shown(qtbot, window, lambda: window.open_path(folder))
-    assert not window.restore_action.isEnabled()
+    assert not window.recovery.restore_action.isEnabled()
     switch_and_wait(qtbot, window)
-    assert window.restore_action.isEnabled() and window.folder.precision == "mixed_float16"
-    wait_shown(qtbot, window, window.restore_action.trigger)
+    assert window.recovery.restore_action.isEnabled()
+    assert window.folder.precision == "mixed_float16"
+    wait_shown(qtbot, window, window.recovery.restore_action.trigger)
     assert window.folder.precision == "float32"
     assert "Restored" in window.log_view.toPlainText()
     assert list(folder.glob("original_archived_*"))
@@ -442,7 +443,7 @@ def test_settings_dialog_saves_and_the_button_follows(window, qtbot, gui_setting
     dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
     dialog.backend.setCurrentIndex(dialog.backend.findData("tensorflow"))
     dialog.accept()
-    window._update_switch()
+    window.refresh()
     assert (gui_settings.mixed_policy, gui_settings.validation_batch, gui_settings.device,
             gui_settings.keras_backend) == ("mixed_bfloat16", 4, "cpu", "tensorflow")
     assert window.panel.switch_button.text() == "Switch to mixed precision (bfloat16)"
