@@ -1,4 +1,4 @@
-"""The one foreground job (open, switch, validate, scan, restore) and its strip in the status bar."""
+"""The one foreground job (open, switch, validate, scan, restore): its strip in the status bar."""
 from __future__ import annotations
 
 from collections.abc import Iterator
