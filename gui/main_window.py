@@ -52,14 +52,20 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_panels()
         self.ctx = ctx = FlowContext(self, self.settings, self.runner, self.job_status,
-                                     self.log, lambda: self.folder, self.refresh)
+                                     self.log, lambda: self.folder, self.refresh, self.views)
         self.models = ModelFlow(ctx, self.panel, self.details, data_dir)
         self.browsing = BrowseFlow(ctx, self.browser, self.models.open_path)
         self.switching = SwitchFlow(ctx, self.panel)
-        self.validation = ValidateFlow(ctx, self.views, self.center, self.panel)
+        self.validation = ValidateFlow(ctx, self.panel)
         self.recovery = RecoveryFlow(ctx, self.panel)
         self.flows: list[Flow] = [self.models, self.browsing, self.switching, self.validation,
                                   self.recovery]
+        # Entry points under the window's own names (the app's command line, the tests).
+        self.open_path, self.open_demo = self.models.open_path, self.models.open_demo
+        self.validate, self.validation_view = self.validation.validate, self.validation.view
+        self.switch_choice = self.switching.choice
+        self.open_action, self.reload_action = self.models.open_action, self.models.reload_action
+        self.validate_action = self.validation.action
         self._wire()
         self._build_menus()
         self._restore_window()
@@ -67,15 +73,6 @@ class MainWindow(QMainWindow):
         root = self.settings.models_root
         if root and Path(root).is_dir():
             self.browsing.set_root(Path(root))
-
-    # The public entry points (the app's command line, tests) are the flows' own.
-    def open_path(self, path: Path) -> None:
-        """Open a model folder (see :meth:`ModelFlow.open_path`)."""
-        self.models.open_path(path)
-
-    def open_demo(self) -> None:
-        """Open the demo model."""
-        self.models.open_demo()
 
     @property
     def folder(self) -> ModelFolder | None:
@@ -131,11 +128,6 @@ class MainWindow(QMainWindow):
         self.job_status.declined.connect(self.log)
         self.job_status.cancelled.connect(
             lambda title: self.log(f"{title}: cancelled. {NOTHING_CHANGED}"))
-        # The names the validation tests reach these by.
-        self.validate, self.validation_view = self.validation.validate, self.validation.view
-        self.switch_choice = self.switching.choice
-        self.validate_action = self.validation.action
-        self.reload_action, self.open_action = models.reload_action, models.open_action
 
     def _build_menus(self) -> None:
         models, recovery, make = self.models, self.recovery, self.ctx.action
@@ -206,7 +198,7 @@ class MainWindow(QMainWindow):
         folder = self._dropped_folder(event)
         if folder is not None:
             event.acceptProposedAction()
-            self.models.open_path(folder)
+            self.open_path(folder)
 
     @staticmethod
     def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QStyle
+from PySide6.QtWidgets import QMainWindow, QStyle, QTabWidget, QWidget
 
 from fsprec.core.modelfile import ModelFolder
 
@@ -44,6 +44,7 @@ class FlowContext:
     log: Callable[[str], None]
     model: Callable[[], ModelFolder | None]
     refresh: Callable[[], None]  # re-read the WindowState into every flow's actions
+    tabs: QTabWidget  # the views of the open model; the first is the Layers tab
 
     def model_path(self) -> Path | None:
         """The open model's folder."""
@@ -69,6 +70,21 @@ class FlowContext:
             action.setStatusTip(tip)
             action.setToolTip(tip)
         return action
+
+    def show_tab(self, view: QWidget, title: str) -> None:
+        """Show a flow's own view as a tab beside the Layers tab (added on first use)."""
+        if self.tabs.indexOf(view) < 0:
+            self.tabs.addTab(view, title)
+        self.tabs.setCurrentWidget(view)
+
+    def close_tab(self, view: QWidget) -> None:
+        """Take a flow's view out of the tabs (it is kept for the next use)."""
+        if self.tabs.indexOf(view) >= 0:
+            self.tabs.removeTab(self.tabs.indexOf(view))
+
+    def show_layers(self) -> None:
+        """Bring the Layers tab to the front."""
+        self.tabs.setCurrentIndex(0)
 
     def report(self, outcome: Outcome, title: str = "fsprec", prefix: str = "") -> None:
         """Tell the user that a job ended badly: a refusal's sentence in a dialog titled

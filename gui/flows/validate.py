@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QStyle, QTabWidget, QWidget
+from PySide6.QtWidgets import QStyle
 
 from fsprec.core.layers import MIXED_POLICIES
 from fsprec.core.modelfile import ModelFolder
@@ -31,10 +31,9 @@ DEVICE_WORDS = {"auto": "the GPU if there is one", "cpu": "the CPU", "gpu": "the
 class ValidateFlow(Flow):
     """The Validate action and the Validation tab, which shows one model's validation."""
 
-    def __init__(self, ctx: FlowContext, views: QTabWidget, layers_page: QWidget,
-                 panel: LayerPanel) -> None:
+    def __init__(self, ctx: FlowContext, panel: LayerPanel) -> None:
         super().__init__(ctx)
-        self.views, self.layers_page, self.panel = views, layers_page, panel
+        self.panel = panel
         self.job = ctx.job()
         self._view: ValidationView | None = None
         self._model: Path | None = None  # the model the tab is about
@@ -81,7 +80,7 @@ class ValidateFlow(Flow):
                        f"{DEVICE_WORDS[settings.device]}, {settings.keras_backend} backend, "
                        f"batch {options.batch}, {options.steps} training steps.")
         view.show_running(description)
-        self._show_tab()
+        self.ctx.show_tab(view, "Validation")
         self.ctx.log(f"Validating {description}")
 
     def model_shown(self, folder: ModelFolder) -> None:
@@ -89,33 +88,27 @@ class ValidateFlow(Flow):
         if self._view is not None and self._model not in (None, folder.path):
             self._model = None
             self._view.clear()
-            self.views.removeTab(self.views.indexOf(self._view))
+            self.ctx.close_tab(self._view)
 
     def show_layer(self, path: str) -> None:
         """Show the Layers tab with the layer at ``path`` selected."""
-        self.views.setCurrentWidget(self.layers_page)
+        self.ctx.show_layers()
         if not self.panel.select_path(path):
             self.ctx.log(f"{path} is not a layer of the open model.")
 
     def apply_pins(self, pins: list[str]) -> None:
         """Tick Keep float32 for exactly ``pins`` and show them in the Layers tab."""
         self.panel.model.set_pins(pins)
-        self.views.setCurrentWidget(self.layers_page)
+        self.ctx.show_layers()
         self.ctx.log(f"Keeping {', '.join(pins)} in float32, as validation suggests; "
                      "the switch button converts with them.")
-
-    def _show_tab(self) -> None:
-        view = self.view()
-        if self.views.indexOf(view) < 0:
-            self.views.addTab(view, "Validation")
-        self.views.setCurrentWidget(view)
 
     def _validated(self, outcome: Outcome) -> None:
         view = self.view()
         match outcome:
             case Done(value=result):
                 view.show_result(result)
-                self._show_tab()
+                self.ctx.show_tab(view, "Validation")
                 self.ctx.log(f"Validation of {Path(result['model']['folder']).name}: "
                              f"{result['verdict']['text']}")
             case Cancelled(message=message):
