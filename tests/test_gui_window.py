@@ -91,9 +91,11 @@ def test_closing_while_a_job_runs_cancels_it(window, qtbot, copy_fixture, monkey
     reached = hold_in("Writing model", monkeypatch)
     window.switching.switch()
     qtbot.waitUntil(reached.is_set, timeout=TIMEOUT_MS)
-    window.close()
-    assert window.runner.running() == []
-    assert not any(thread.isRunning() for thread in no_dangling_threads)
+    with qtbot.waitSignal(window.job_status.cancelled, timeout=TIMEOUT_MS) as stopped:
+        window.close()
+        assert window.runner.running() == []
+        assert not any(thread.isRunning() for thread in no_dangling_threads)
+    assert stopped.args == ["Switching precision"]  # it ended as cancelled, not as done
     assert snapshot(folder) == before
 
 
