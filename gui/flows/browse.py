@@ -37,8 +37,8 @@ class BrowseFlow(Flow):
 
     def choose_root(self) -> None:
         """Ask for the folder whose model folders the browser lists."""
-        folder = QFileDialog.getExistingDirectory(self.ctx.window, "Folder with your Faceswap "
-                                                  "models", self.ctx.settings.models_root)
+        folder = QFileDialog.getExistingDirectory(
+            self.ctx.window, "Folder with your Faceswap models", self.ctx.settings.models_root)
         if folder:
             self.set_root(Path(folder))
 
