@@ -106,5 +106,4 @@ class Flow(QObject):
         self.ctx = ctx
 
     def refresh(self, state: WindowState) -> None:
-        """Enable this flow's actions for ``state``."""
-        raise NotImplementedError
+        """Enable this flow's actions for ``state`` (a flow without actions keeps this)."""
