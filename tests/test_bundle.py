@@ -99,3 +99,24 @@ def test_the_bundle_runs_fsprec_modules_for_the_validation_child(bundle, tmp_pat
     events = [json.loads(line) for line in child.stdout.splitlines()]
     assert events and events[-1]["event"] == "error", child.stdout + child.stderr
     assert "keras" in events[-1]["message"].lower()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("keras") is None,
+                    reason="Keras is not installed (the `tensorflow` extra)")
+def test_a_python_with_keras_validates_from_the_bundles_fsprec_source(bundle, tmp_path):
+    """What the app needs of Faceswap's Python (or one with a backend installed): run the
+    validation child from the fsprec source the bundle carries."""
+    source = bundle / "_internal" / "fsprec-python"
+    env = {**os.environ, "PYTHONPATH": str(source), "CUDA_VISIBLE_DEVICES": "",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    probe = "import fsprec.core; print(fsprec.core.__file__)"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert Path(where.stdout.strip()).is_relative_to(source), where.stdout + where.stderr
+    folder = write_demo(tmp_path / "demo")
+    child = subprocess.run([sys.executable, "-m", "fsprec.core.validate.child", "--jsonl", folder,
+                            "--batch", "1", "--steps", "0", "--no-speed", "--no-autopin"],
+                           env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = json.loads(child.stdout.splitlines()[-1])
+    assert result["event"] == "result", child.stdout[-2000:] + child.stderr[-2000:]
+    assert result["result"]["verdict"]["status"] == "safe"
