@@ -64,7 +64,8 @@ def test_the_bundle_holds_no_keras_backend(bundle):
 
 
 @pytest.mark.skipif(XVFB is None, reason="Xvfb is not installed (`make system-deps`)")
-def test_the_bundled_app_shows_the_demo_model_on_a_real_display(bundle, display, tmp_path):
+def test_the_bundled_app_shows_the_demo_model_on_a_real_display(bundle, display,  # noqa: F811
+                                                                  tmp_path):
     from PIL import Image, ImageStat
 
     home = tmp_path / "home"
