@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO
 from fsprec.core.demo import write_demo
+from fsprec.gui.desktop_entry import exec_arg
 from test_gui_screenshot import XVFB, display  # noqa: F401 (the Xvfb fixture)
 
 BUNDLE = REPO / "dist" / "fsprec"
@@ -121,3 +122,13 @@ def test_a_python_with_keras_validates_from_the_bundles_fsprec_source(bundle, tm
     result = json.loads(child.stdout.splitlines()[-1])
     assert result["event"] == "result", child.stdout[-2000:] + child.stderr[-2000:]
     assert result["result"]["verdict"]["status"] == "safe"
+
+
+def test_the_bundles_menu_entry_starts_the_bundle(bundle, tmp_path):
+    result = subprocess.run([LAUNCHER, "--install-desktop-entry"], env=bare_env(tmp_path),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    share = tmp_path / ".local" / "share"
+    entry = (share / "applications" / "fsprec.desktop").read_text("utf-8").splitlines()
+    assert f"Exec={exec_arg(str(LAUNCHER))} %F" in entry  # the path, quoted if need be
+    assert (share / "icons" / "hicolor" / "scalable" / "apps" / "fsprec.svg").is_file()
