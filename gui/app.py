@@ -82,25 +82,14 @@ def _screenshot_when_shown(window: MainWindow, path: Path) -> None:
     window.paramsShown.connect(lambda: QTimer.singleShot(SCREENSHOT_DELAY_MS, shoot))
 
 
-def _desktop_entry(install: bool) -> int:
-    """Install or remove the menu entry; one sentence on stdout, or on stderr with exit 2."""
-    from . import desktop_entry
-
-    try:
-        outcome = desktop_entry.install() if install else desktop_entry.remove()
-    except OSError as err:
-        print(f"fsprec-gui: {err}", file=sys.stderr)
-        return 2
-    print(outcome.message)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; returns its exit code."""
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(argv[1:])
     if args.install_desktop_entry or args.remove_desktop_entry:
-        return _desktop_entry(install=args.install_desktop_entry)
+        from .desktop_entry import run_flag
+
+        return run_flag(removing=args.remove_desktop_entry)
     app = create_app(argv)
     window = MainWindow()
     screenshot = os.environ.get(SCREENSHOT_ENV)

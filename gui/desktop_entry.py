@@ -141,3 +141,15 @@ def remove(platform: str = sys.platform, env: Mapping[str, str] = os.environ) ->
     if not removed:
         return Outcome("There was no fsprec menu entry to remove.")
     return Outcome("Removed " + ", ".join(str(path) for path in removed) + ".", removed)
+
+
+def run_flag(removing: bool = False) -> int:
+    """``fsprec-gui --install-desktop-entry`` (or ``--remove-desktop-entry`` when
+    ``removing``): one sentence on stdout and exit 0, or on stderr and exit 2."""
+    try:
+        outcome = remove() if removing else install()
+    except OSError as err:
+        print(f"fsprec-gui: {err}", file=sys.stderr)
+        return 2
+    print(outcome.message)
+    return 0
