@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -42,13 +43,17 @@ class Outcome:
 
 
 def launcher(executable: str = sys.executable, frozen: bool | None = None) -> list[str]:
-    """The command that starts this fsprec's window."""
+    """The command that starts this fsprec's window: the bundle's executable, else the
+    ``fsprec-gui`` script pip installed for this Python (beside it, or in its scripts folder
+    or the user's), else this Python with ``-m fsprec.gui.app``."""
     if getattr(sys, "frozen", False) if frozen is None else frozen:
         return [executable]
-    folder = Path(executable).parent
-    for name in ("fsprec-gui", "fsprec-gui.exe"):
-        if (folder / name).is_file():
-            return [str(folder / name)]
+    folders = [Path(executable).parent, Path(sysconfig.get_path("scripts")),
+               Path(sysconfig.get_path("scripts", f"{os.name}_user"))]
+    for folder in folders:
+        for name in ("fsprec-gui", "fsprec-gui.exe"):
+            if (folder / name).is_file():
+                return [str(folder / name)]
     return [executable, "-m", GUI_MODULE]
 
 
