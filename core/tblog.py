@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from tensorboard.compat.proto.event_pb2 import Event
 
 from .task import Task
@@ -200,7 +201,7 @@ def read_history(model_dir: str | Path, plugin: str, task: Task | None = None) -
                 task.progress("Reading training logs", base + position, total)
             try:
                 _read_file(path, session, on_bytes)
-            except (OSError, ValueError) as err:  # protobuf's DecodeError is a ValueError
+            except (OSError, DecodeError) as err:
                 history.problems.append(f"{path.name}: {err}")
             done += path.stat().st_size
         if session.series:
