@@ -2,7 +2,8 @@
 
 It lets the model browser show a health badge after a restart without reading any weights
 again. The cache lives in the user's cache folder (``FSPREC_CACHE_DIR`` overrides it), is
-written atomically and holds at most :data:`MAX_ENTRIES` models; a damaged cache is ignored.
+replaced atomically (a temp file, then ``os.replace``; no fsync: a cache lost in a power cut is
+rebuilt) and holds at most :data:`MAX_ENTRIES` models; a damaged cache is ignored.
 """
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ class HealthCache:
                 data.pop(next(iter(data)))
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                atomic.write_atomic(self.path, json.dumps(data).encode("utf-8"))
+                tmp = atomic.temp_path(self.path)
+                tmp.write_text(json.dumps(data), "utf-8")
+                os.replace(tmp, self.path)
             except OSError:
                 pass

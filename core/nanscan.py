@@ -40,22 +40,50 @@ class LayerFinding:
         """True when every value is finite."""
         return self.nan == 0 and self.inf == 0
 
-    def tally(self, block: np.ndarray, ranges: bool) -> None:
-        """Add one block of this layer's values to the counts."""
-        nan, inf = _nonfinite(block)
-        self.nan, self.inf = self.nan + nan, self.inf + inf
-        if not ranges or block.size == 0:
+    def tally(self, block: np.ndarray, ranges: Ranges | None = None) -> None:
+        """Add one block of this layer's values to the counts; ``ranges`` (the scan's reused
+        buffers) also measures max |w| and the values beyond float16's range."""
+        if ranges is None or block.size == 0:
+            nan, inf = _nonfinite(block)
+            self.nan, self.inf = self.nan + nan, self.inf + inf
             return
-        finite = block if nan == inf == 0 else block[np.isfinite(block)]
-        if finite.size == 0:
-            return
-        magnitude = np.abs(finite)
-        peak = float(magnitude.max())
+        magnitude, small = ranges.buffers(block)
+        peak = float(magnitude.max())  # NaN or Inf when something is off
+        if not np.isfinite(peak):
+            nan, inf = _nonfinite(block)
+            self.nan, self.inf = self.nan + nan, self.inf + inf
+            magnitude = magnitude[np.isfinite(magnitude)]
+            if magnitude.size == 0:
+                return
+            small = small[:magnitude.size]
+            peak = float(magnitude.max())
         self.max_abs = max(self.max_abs, peak)
         if peak > FLOAT16_MAX:
             self.overflow += int(np.count_nonzero(magnitude > FLOAT16_MAX))
-        self.underflow += int(np.count_nonzero(magnitude < FLOAT16_TINY)
-                              - np.count_nonzero(magnitude == 0))
+        np.less(magnitude, FLOAT16_TINY, out=small)
+        if np.count_nonzero(small):  # rare but for zeros: only then look closer
+            self.underflow += int(np.count_nonzero(magnitude[small]))
+
+
+class Ranges:
+    """Buffers one scan reuses for its range measurements (one per scan, so scans on several
+    threads never share them)."""
+
+    def __init__(self) -> None:
+        self._magnitude: dict[str, np.ndarray] = {}
+        self._small = np.empty(0, bool)
+
+    def buffers(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(|block| flattened, a bool scratch of the same length), in reused memory."""
+        flat = block.reshape(-1)
+        kept = self._magnitude.get(flat.dtype.str)
+        if kept is None or kept.size < flat.size:
+            kept = self._magnitude[flat.dtype.str] = np.empty(flat.size, flat.dtype)
+        if self._small.size < flat.size:
+            self._small = np.empty(flat.size, bool)
+        magnitude = kept[:flat.size]
+        np.abs(flat, out=magnitude)
+        return magnitude, self._small[:flat.size]
 
 
 @dataclass
@@ -109,7 +137,7 @@ def _nonfinite(block: np.ndarray) -> tuple[int, int]:
 
 
 def _count_h5(dataset: h5py.Dataset, counter: _Counter, finding: LayerFinding,
-              ranges: bool) -> None:
+              ranges: Ranges | None) -> None:
     """Tally a chunked or compressed dataset, read by h5py in slabs."""
     if dataset.shape == () or dataset.size == 0:
         counter.advance(dataset.size)
@@ -123,7 +151,7 @@ def _count_h5(dataset: h5py.Dataset, counter: _Counter, finding: LayerFinding,
 
 
 def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
-              findings: dict[str, LayerFinding], ranges: bool) -> None:
+              findings: dict[str, LayerFinding], ranges: Ranges | None) -> None:
     """Scan contiguous weights straight from the file through one reused block buffer."""
     buffer = np.empty(CHUNK_ELEMENTS * 8, np.uint8)  # not zero-filled: it is read into
     for weight in weights:
@@ -152,14 +180,15 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None,
     findings = {w.layer: LayerFinding(w.layer, 0) for w in index.weights}
     for weight in index.weights:
         findings[weight.layer].size += weight.size
+    scratch = Ranges() if ranges else None
     floats = [w for w in index.weights if np.issubdtype(np.dtype(w.dtype), np.floating)]
     raw = [w for w in floats if w.offset is not None and index.base is not None]
     counter.advance(index.total_params - sum(w.size for w in floats))
     with open(model.model_file, "rb") as handle:
-        _scan_raw(handle, raw, index.base or 0, counter, findings, ranges)
+        _scan_raw(handle, raw, index.base or 0, counter, findings, scratch)
     rest = [w for w in floats if w.offset is None or index.base is None]
     if rest:
         with open_weights(model.model_file, model.format) as root:
             for weight in rest:
-                _count_h5(root[weight.h5path], counter, findings[weight.layer], ranges)
+                _count_h5(root[weight.h5path], counter, findings[weight.layer], scratch)
     return NanReport(model.model_file, list(findings.values()), ranges)

@@ -176,7 +176,8 @@ def test_nan_scan_keeps_its_json_and_measures_ranges_on_request(shared):
 
 def test_nan_and_ranges_in_one_block():
     finding = nanscan.LayerFinding("x", 6)
-    finding.tally(np.array([np.nan, np.inf, 1e5, -3.0, 1e-9, 0.0], np.float32), ranges=True)
+    finding.tally(np.array([np.nan, np.inf, 1e5, -3.0, 1e-9, 0.0], np.float32),
+                   nanscan.Ranges())
     assert (finding.nan, finding.inf, finding.overflow, finding.underflow) == (1, 1, 1, 1)
     assert finding.max_abs == pytest.approx(1e5)
 
