@@ -60,9 +60,10 @@ class LayerFinding:
         self.max_abs = max(self.max_abs, peak)
         if peak > FLOAT16_MAX:
             self.overflow += int(np.count_nonzero(magnitude > FLOAT16_MAX))
+        if magnitude.min() >= FLOAT16_TINY:  # the common case for trained weights
+            return
         np.less(magnitude, FLOAT16_TINY, out=small)
-        if np.count_nonzero(small):  # rare but for zeros: only then look closer
-            self.underflow += int(np.count_nonzero(magnitude[small]))
+        self.underflow += int(np.count_nonzero(magnitude[small]))  # zeros do not count
 
 
 class Ranges:
