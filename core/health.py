@@ -182,8 +182,14 @@ class Version:
             return (f"Broken: {len(bad)} layer(s) hold NaN/Inf weights ({_names(bad)}). "
                     "It will make black or noisy faces; do not train on from it.")
         risky = self.check.at_risk
-        return (f"At risk: {len(risky)} layer(s) are close to float16's limits "
-                f"({_names(risky)}); mixed-precision training may soon collapse into NaN.")
+        large = [layer for layer in risky if layer.max_abs >= NEAR_LIMIT]
+        if large:
+            return (f"At risk: {len(large)} layer(s) have weights at or near float16's largest "
+                    f"value ({_names(large)}); mixed-precision training may soon collapse "
+                    "into NaN.")
+        return (f"At risk: {len(risky)} layer(s) have many weights too small for float16 "
+                f"({_names(risky)}); in mixed precision they count as zero, so those layers "
+                "lose detail.")
 
     def to_json(self) -> dict[str, Any]:
         """One entry of ``versions`` in ``fsprec health --json``."""

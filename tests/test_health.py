@@ -75,7 +75,8 @@ def test_verdicts_name_the_layers_and_find_the_newest_clean(shared):
     assert risky[UNDERFLOW].underflow == 200
     assert "become zero" in risky[UNDERFLOW].risk
     assert live.summary.startswith("Broken: 2 layer(s)") and KERNEL_NAN in live.summary
-    assert report.version("snapshot-10").summary.startswith("At risk")
+    assert report.version("snapshot-10").summary.startswith(
+        f"At risk: 1 layer(s) have weights at or near float16's largest value ({OVERFLOW})")
 
 
 def test_all_versions_checks_past_the_first_clean(shared):
@@ -115,6 +116,17 @@ def test_float16_range_matters_only_for_float16_layers(copy_fixture, cache):
     assert report.live.verdict == "clean"
     assert report.live.check.max_abs == 70000.0
     assert report.advice == []
+
+
+def test_weights_too_small_for_float16_put_a_mixed_model_at_risk(copy_fixture, cache):
+    folder = copy_fixture("fs3/original-mixed")
+    plant(open_model(folder), UNDERFLOW, 1e-9, count=200)
+    report = health.check(folder, cache=cache, with_loss=False)
+    assert report.live.verdict == "at_risk"
+    assert "too small for float16" in report.live.summary and UNDERFLOW in report.live.summary
+    assert [a.action for a in report.advice] == ["switch", "pin"]  # nothing to roll back from
+    assert report.advice[0].text.startswith("Switch to float32")
+    assert report.advice[1].pins == ("face_out_a_0_conv2d",)
 
 
 def test_the_cache_spares_a_rescan_until_the_file_changes(tmp_path, monkeypatch):
