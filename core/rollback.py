@@ -130,10 +130,10 @@ def plan(folder: str | Path, version_id: str, report: HealthReport | None = None
     version = by_id[version_id]
     if version.kind == "live":
         raise FsprecError("That is the live model already; choose an older version.")
-    known = report.version(version_id) if report is not None and \
-        report.model_dir == live.path else None
-    if known is not None and known.check is not None:
-        version.check = known.check
+    if report is not None and report.model_dir == live.path:
+        known = next((v for v in report.versions if v.id == version_id), None)
+        if known is not None and known.model_file == version.model_file:
+            version.check = known.check
     if version.problem:
         raise FsprecError(f"{version.label} cannot be restored: {version.problem}")
     if version.check is None:

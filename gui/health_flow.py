@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMessageBox
 
 from fsprec.core import health, rollback
@@ -62,8 +62,10 @@ class HealthFlow(QObject):
         return self.job is not None
 
     def set_folder(self, folder: Path | None) -> None:
-        """Show the health of ``folder`` (None: no model); starts a check."""
+        """Show the health of ``folder`` (None: no model); starts a check. A job still running
+        for the previous model is cancelled and whatever it reports is ignored."""
         self.cancel()
+        self.job = None
         self.folder = folder
         self.view.clear()
         if folder is not None:
@@ -93,33 +95,56 @@ class HealthFlow(QObject):
         self._start("Planning the roll back",
                     lambda task: rollback.plan(folder, version_id, report, task), self._planned)
 
-    # Job outcomes ----------------------------------------------------------------------------
+    # Job outcomes (each ignored unless it comes from the current job) ----------------------
     def _start(self, title: str, fn: Callable[[Task], Any], done: Callable[[Any], None]) -> None:
         job = Job(title, fn)
-        job.progress.connect(self.view.show_progress)
+        job.progress.connect(self._progress)
         job.finished.connect(done)
         job.failed.connect(self._failed)
-        job.cancelled.connect(self.view.show_stopped)
+        job.cancelled.connect(self._cancelled)
         job.ended.connect(self._ended)
         self.job = job
         self.runner.start(job)
 
+    def _current(self) -> bool:
+        """True when the signal being handled comes from the current job."""
+        return self.job is not None and self.sender() is self.job
+
+    @Slot(str, int, int)
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if self._current():
+            self.view.show_progress(stage, done, total)
+
+    @Slot()
     def _ended(self) -> None:
-        if self.sender() is self.job:
+        if self._current():
             self.job = None
 
+    @Slot(object)
     def _checked(self, report: health.HealthReport) -> None:
+        if not self._current():
+            return
         self.job = None  # its work is done; a roll back may start before its ended arrives
-        if self.folder is None or report.model_dir != self.folder.resolve():
-            return  # another model was opened meanwhile
         self.view.show_report(report)
         self.verdictChanged.emit(str(report.model_dir), report.live.verdict)
 
+    @Slot(str)
     def _failed(self, message: str) -> None:
-        self.view.show_stopped(message)
-        self.failed.emit(message)
+        if self._current():
+            self.job = None
+            self.view.show_stopped(message)
+            self.failed.emit(message)
 
+    @Slot(str)
+    def _cancelled(self, message: str) -> None:
+        if self._current():
+            self.job = None
+            self.view.show_stopped(message)
+
+    @Slot(object)
     def _planned(self, plan: rollback.RollbackPlan) -> None:
+        if not self._current():
+            return
         self.job = None
         if not self.confirm("Roll back", plan.summary()):
             self.view.show_stopped("Roll back cancelled; nothing was changed.")
@@ -127,7 +152,10 @@ class HealthFlow(QObject):
         self.view.show_running("Rolling back…")
         self._start("Rolling back", lambda task: rollback.run(plan, task), self._rolled_back)
 
+    @Slot(object)
     def _rolled_back(self, result: rollback.RollbackResult) -> None:
+        if not self._current():
+            return
         self.job = None
         self.rolledBack.emit(result.message())
         self.check(False)
@@ -167,10 +195,12 @@ class HealthBadges(QObject):
         if self.job is not None:
             self.job.cancel()
 
+    @Slot()
     def _ended(self) -> None:
         if self.sender() is self.job:
             self.job = None
 
+    @Slot(object)
     def _checked(self, verdicts: dict[str, str]) -> None:
         for folder, verdict in verdicts.items():
             self.badge.emit(folder, verdict)

@@ -177,6 +177,23 @@ def test_flow_checks_rolls_back_after_confirmation_and_checks_again(
         runner.shutdown()
 
 
+def test_opening_another_model_mid_check_shows_only_the_new_one(
+        view, tmp_path, qtbot, no_dangling_threads, copy_fixture):
+    history = make_history(tmp_path)
+    other = copy_fixture("fs3/original-fp32-trained")
+    runner = JobRunner()
+    flow = HealthFlow(view, runner, confirm=lambda *a: False)
+    try:
+        flow.set_folder(history.model_dir)
+        flow.set_folder(other)
+        qtbot.waitUntil(lambda: not runner.running(), timeout=TIMEOUT_MS)
+        assert view.report is not None and view.report.model_dir == other.resolve()
+        assert [v.id for v in view.report.versions] == ["live", "backup"]
+        assert not flow.busy
+    finally:
+        runner.shutdown()
+
+
 def test_flow_passes_switches_on(view, checked, qtbot):
     flow = HealthFlow(view, JobRunner(), confirm=lambda *a: False)
     view.show_report(checked[1])
