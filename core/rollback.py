@@ -25,8 +25,7 @@ from pathlib import Path
 
 from . import atomic, restore
 from .errors import FsprecError
-from .health import (CLEAN, DAMAGED, UNREADABLE, HealthReport, Version, check_version,
-                     timeline)
+from .health import CLEAN, DAMAGED, UNREADABLE, Version, check_version, timeline
 from .health_cache import HealthCache
 from .state import State
 from .task import Task
@@ -116,11 +115,11 @@ def _version_files(version: Version, plugin: str) -> tuple[list[Path], Path | No
     return files, logs if logs.is_dir() else None
 
 
-def plan(folder: str | Path, version_id: str, report: HealthReport | None = None,
-         task: Task | None = None, cache: HealthCache | None = None) -> RollbackPlan:
+def plan(folder: str | Path, version_id: str, task: Task | None = None,
+         cache: HealthCache | None = None) -> RollbackPlan:
     """Check a roll back to ``version_id`` (see :func:`fsprec.core.health.timeline` for the
     ids); a damaged or unreadable version is refused. The version's weights are checked here
-    unless ``report`` already did."""
+    (from the cache when its file has not changed since the last check)."""
     task = task or Task()
     live, versions = timeline(folder)
     by_id = {v.id: v for v in versions}
@@ -130,15 +129,9 @@ def plan(folder: str | Path, version_id: str, report: HealthReport | None = None
     version = by_id[version_id]
     if version.kind == "live":
         raise FsprecError("That is the live model already; choose an older version.")
-    if report is not None and report.model_dir == live.path:
-        known = next((v for v in report.versions if v.id == version_id), None)
-        if known is not None and known.model_file == version.model_file:
-            version.check = known.check
     if version.problem:
         raise FsprecError(f"{version.label} cannot be restored: {version.problem}")
-    if version.check is None:
-        version.check = check_version(version, task, cache if cache is not None
-                                       else HealthCache())
+    version.check = check_version(version, task, cache if cache is not None else HealthCache())
     if version.verdict in (DAMAGED, UNREADABLE):
         raise FsprecError(f"{version.label} is damaged ({version.summary}); "
                           "choose a healthy version.")

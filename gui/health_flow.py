@@ -90,10 +90,10 @@ class HealthFlow(QObject):
         """Plan a roll back to ``version_id``, confirm it, run it."""
         if self.folder is None or self.busy:
             return
-        folder, report = self.folder, self.view.report
+        folder = self.folder
         self.view.show_running("Preparing the roll back…")
         self._start("Planning the roll back",
-                    lambda task: rollback.plan(folder, version_id, report, task), self._planned)
+                    lambda task: rollback.plan(folder, version_id, task), self._planned)
 
     # Job outcomes (each ignored unless it comes from the current job) ----------------------
     def _start(self, title: str, fn: Callable[[Task], Any], done: Callable[[Any], None]) -> None:
