@@ -6,8 +6,10 @@ signals; :class:`~fsprec.gui.health_flow.HealthFlow` runs the jobs.
 """
 from __future__ import annotations
 
-import math
+import warnings
+from dataclasses import dataclass
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
@@ -31,6 +33,33 @@ SIDE_COLORS = ("#0ea5e9", "#ec4899", "#14b8a6", "#8b5cf6")  # sky, pink, teal, v
 COLUMNS = ("Version", "Iterations", "Saved", "Precision", "Size", "Health")
 RESTORABLE = (CLEAN, AT_RISK)
 MAX_ROWS_SHOWN = 8  # more versions scroll
+MAX_STRETCHES = 4000  # per curve; longer logs show each stretch's mean and range
+
+
+@dataclass(frozen=True)
+class Thinned:
+    """A long curve cut into stretches: each stretch's start, lowest, highest and mean value
+    (NaN for a stretch that is NaN throughout, so gaps stay)."""
+
+    starts: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+
+
+def thin(steps: np.ndarray, values: np.ndarray, most: int = MAX_STRETCHES) -> Thinned | None:
+    """``values`` in at most ``most`` stretches, or None when the curve is short enough to
+    draw as it is (a long training logs millions of steps; a screen shows a few thousand)."""
+    if steps.size <= most:
+        return None
+    per = -(-steps.size // most)
+    padded = np.full(-(-steps.size // per) * per, np.nan)
+    padded[:values.size] = values
+    stretches = padded.reshape(-1, per)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN stretches
+        return Thinned(steps[::per], np.nanmin(stretches, axis=1),
+                       np.nanmax(stretches, axis=1), np.nanmean(stretches, axis=1))
 
 
 def _faint(color: QColor, alpha: int) -> QColor:
@@ -87,19 +116,29 @@ class LossPlot(ThemedPlot):
         if history is None or not history.sessions:
             return self.note("No training logs: Faceswap writes them to <plugin>_logs while "
                              "it trains (unless logging is turned off).", text)
-        finite = [v for side in history.sides for v in history.curve(side)[1]
-                  if math.isfinite(v)]
-        top = max(finite) if finite else 1.0
-        low = min(finite) if finite else 0.0
+        curves = {side: history.curve(side) for side in history.sides}
+        finite = [values[np.isfinite(values)] for _, values in curves.values()]
+        finite = [values for values in finite if values.size]
+        top = max(float(values.max()) for values in finite) if finite else 1.0
+        low = min(float(values.min()) for values in finite) if finite else 0.0
         self._bands(history, text, top)
         legend = self.legend(text, columns=1)
-        for number, side in enumerate(history.sides):
-            steps, values = history.curve(side)
+        for number, (side, (steps, values)) in enumerate(curves.items()):
             color = QColor(SIDE_COLORS[number % len(SIDE_COLORS)])
-            curve = pg.PlotDataItem(steps, values, pen=pg.mkPen(color, width=1.5),
-                                    connect="finite")
+            thinned = thin(steps, values)
+            if thinned is None:
+                curve = pg.PlotDataItem(steps, values, connect="finite",
+                                        pen=pg.mkPen(color, width=1.5))
+                self.addItem(curve)
+                legend.addItem(curve, f"side {side.removeprefix('face_')}")
+                continue
+            lows = pg.PlotCurveItem(thinned.starts, thinned.low, connect="finite", pen=None)
+            highs = pg.PlotCurveItem(thinned.starts, thinned.high, connect="finite", pen=None)
+            self.addItem(pg.FillBetweenItem(lows, highs, brush=pg.mkBrush(_faint(color, 60))))
+            curve = pg.PlotDataItem(thinned.starts, thinned.mean, connect="finite",
+                                    pen=pg.mkPen(color, width=2))
             self.addItem(curve)
-            legend.addItem(curve, f"side {side.removeprefix('face_')}")
+            legend.addItem(curve, f"side {side.removeprefix('face_')} (mean; range shaded)")
         nan_steps = history.nan_steps()
         if nan_steps:
             crosses = pg.ScatterPlotItem(nan_steps, [top] * len(nan_steps), symbol="x", size=11,

@@ -18,7 +18,7 @@ from health_factory import make_history, write_events
 from fsprec.core import health
 from fsprec.core.health_cache import HealthCache
 from fsprec.gui.health_flow import HealthBadges, HealthFlow
-from fsprec.gui.health_view import HealthView, LossPlot
+from fsprec.gui.health_view import HealthView, LossPlot, thin
 from fsprec.gui.workers import JobRunner
 
 pytestmark = needs_fixtures
@@ -124,6 +124,21 @@ def test_plot_marks_nan_steps_and_session_bands(qtbot, tmp_path):
     (crosses,) = [i for i in plot.plotItem.items if isinstance(i, pg.ScatterPlotItem)
                   and not isinstance(i.parentItem(), pg.PlotDataItem)]
     assert list(crosses.getData()[0]) == [5, 6]
+
+
+def test_a_long_log_is_drawn_as_mean_and_range_with_its_gaps():
+    import numpy as np
+
+    steps = np.arange(1, 1_000_001)
+    values = np.where(steps % 2 == 0, 1.0, 3.0)
+    values[500_000:501_000] = np.nan  # NaN throughout one stretch
+    thinned = thin(steps, values, most=1000)
+    assert thinned.starts.size == 1000 and thinned.starts[0] == 1
+    assert np.nanmax(thinned.mean) == np.nanmin(thinned.mean) == 2.0
+    assert set(thinned.low[np.isfinite(thinned.low)]) == {1.0}
+    assert set(thinned.high[np.isfinite(thinned.high)]) == {3.0}
+    assert np.isnan(thinned.mean[500])  # steps 500,001-501,000 hold the NaN stretch
+    assert thin(steps[:1000], values[:1000], most=1000) is None
 
 
 def test_plot_without_logs_says_so(qtbot):
