@@ -131,14 +131,14 @@ def _records(handle) -> Any:
 
 def _scalar(value) -> float | None:
     """The float in a summary value (TF1 ``simple_value`` or TF2 scalar tensor)."""
+    tensor = value.tensor
+    if tensor.float_val:  # what Faceswap writes: a scalar float tensor
+        return float(tensor.float_val[0])
     kind = value.WhichOneof("value")
     if kind == "simple_value":
         return float(value.simple_value)
     if kind != "tensor":
         return None
-    tensor = value.tensor
-    if tensor.float_val:
-        return float(tensor.float_val[0])
     if tensor.double_val:
         return float(tensor.double_val[0])
     dtype = _FLOAT_TYPES.get(tensor.dtype)
@@ -150,6 +150,7 @@ def _scalar(value) -> float | None:
 
 
 def _read_file(path: Path, session: Session, on_bytes) -> None:
+    kept: dict[str, Series | None] = {}  # tag -> its series, None for a tag not kept
     with open(path, "rb", buffering=1 << 20) as handle:
         for count, payload in enumerate(_records(handle)):
             if count % 4096 == 0:
@@ -157,18 +158,19 @@ def _read_file(path: Path, session: Session, on_bytes) -> None:
             event = Event.FromString(payload)
             if session.started is None and event.wall_time:
                 session.started = event.wall_time
-            if not event.HasField("summary"):
-                continue
             for value in event.summary.value:
-                match = KEPT_TAGS.match(value.tag)
-                if match is None:
+                tag = value.tag
+                if tag not in kept:
+                    match = KEPT_TAGS.match(tag)
+                    kept[tag] = (session.series.setdefault(match.group(1), Series())
+                                 if match else None)
+                series = kept[tag]
+                if series is None:
                     continue
                 number = _scalar(value)
-                if number is None:
-                    continue
-                series = session.series.setdefault(match.group(1), Series())
-                series.steps.append(event.step)
-                series.values.append(number)
+                if number is not None:
+                    series.steps.append(event.step)
+                    series.values.append(number)
         on_bytes(handle.tell())
 
 
