@@ -1,9 +1,11 @@
 """The health flow: runs the Health tab's jobs (check, roll back) and the model browser's
 health badges, on the window's :class:`~fsprec.gui.workers.JobRunner`.
 
-The flow owns no widgets but the view it is given. A switch the advice asks for is handed on
-through ``switchRequested`` to the window's switch flow; after a roll back the flow checks the
-model again and says so through ``rolledBack`` (the window reopens the model).
+The flow owns no widgets but the view it is given. The weights are checked first and the
+report shown; the training logs (which can be large) are read after, in a job of their own.
+A switch the advice asks for is handed on through ``switchRequested`` to the window's switch
+flow; after a roll back the flow checks the model again and says so through ``rolledBack``
+(the window reopens the model).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import QMessageBox
 from fsprec.core import health, rollback
 from fsprec.core.errors import Cancelled, FsprecError
 from fsprec.core.task import Task
+from fsprec.core.tblog import LossHistory, read_history
 
 from .health_view import HealthView
 from .workers import Job, JobRunner
@@ -78,8 +81,8 @@ class HealthFlow(QObject):
         folder = self.folder
         self.view.show_running()
         self._start("Checking model health",
-                    lambda task: health.check(folder, task, all_versions=all_versions),
-                    self._checked)
+                    lambda task: health.check(folder, task, all_versions=all_versions,
+                                              with_loss=False), self._checked)
 
     def cancel(self) -> None:
         """Stop the running job at its next check."""
@@ -124,9 +127,18 @@ class HealthFlow(QObject):
     def _checked(self, report: health.HealthReport) -> None:
         if not self._current():
             return
-        self.job = None  # its work is done; a roll back may start before its ended arrives
+        self.job = None  # its work is done; the next job starts before its ended arrives
         self.view.show_report(report)
         self.verdictChanged.emit(str(report.model_dir), report.live.verdict)
+        self._start("Reading training logs",
+                    lambda task: read_history(report.model_dir, report.plugin, task),
+                    self._loss_read)
+
+    @Slot(object)
+    def _loss_read(self, history: LossHistory) -> None:
+        if self._current():
+            self.job = None
+            self.view.show_loss(history)
 
     @Slot(str)
     def _failed(self, message: str) -> None:

@@ -91,11 +91,14 @@ class LossPlot(ThemedPlot):
         self.history: LossHistory | None = None
         self.versions: list[Version] = []
         self.selected: str | None = None
+        self.pending = False
         self.lines: dict[str, pg.InfiniteLine] = {}
 
-    def set_history(self, history: LossHistory | None, versions: list[Version]) -> None:
-        """Show ``history`` with a line for each version."""
-        self.history, self.versions = history, versions
+    def set_history(self, history: LossHistory | None, versions: list[Version],
+                    pending: bool = False) -> None:
+        """Show ``history`` with a line for each version (``pending``: the logs are still
+        being read)."""
+        self.history, self.versions, self.pending = history, versions, pending
         self.redraw()
 
     def select(self, version_id: str | None) -> None:
@@ -113,6 +116,8 @@ class LossPlot(ThemedPlot):
     def draw(self, text: QColor) -> None:
         self.lines = {}
         history = self.history
+        if self.pending:
+            return self.note("Reading the training logs…", text)
         if history is None or not history.sessions:
             return self.note("No training logs: Faceswap writes them to <plugin>_logs while "
                              "it trains (unless logging is turned off).", text)
@@ -319,11 +324,21 @@ class HealthView(QWidget):
                   f"newest healthy: {clean.label}")
         self._heading(live.verdict, live.summary, f"{counted}; {newest}.")
         self._fill_table(report)
-        self.plot.set_history(report.loss, report.versions)
+        self.plot.set_history(report.loss, report.versions, pending=report.loss is None)
         self._set_advice(report)
         self.check_again.setEnabled(True)
         self.check_all.setEnabled(not report.complete)
         self.select_version(clean.id if clean is not None and clean is not live else live.id)
+
+    def show_loss(self, history: LossHistory) -> None:
+        """The training logs of the shown report were read."""
+        self._running(False)
+        if self.report is None:
+            return
+        self.report.loss = history
+        self.plot.set_history(history, self.report.versions)
+        selected = self.selected_version()
+        self.plot.select(selected.id if selected is not None else None)
 
     def select_version(self, version_id: str) -> None:
         """Select the timeline row of ``version_id``."""

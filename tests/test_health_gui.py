@@ -149,6 +149,18 @@ def test_plot_without_logs_says_so(qtbot):
     assert texts and texts[0].startswith("No training logs")
 
 
+def test_logs_read_after_the_report(view, checked):
+    from dataclasses import replace
+
+    report = replace(checked[1], loss=None)
+    view.show_report(report)
+    texts = [i.toPlainText() for i in view.plot.plotItem.items if isinstance(i, pg.TextItem)]
+    assert texts == ["Reading the training logs…"]
+    view.show_loss(checked[1].loss)
+    assert len([i for i in view.plot.plotItem.items if isinstance(i, pg.PlotDataItem)]) == 2
+    assert view.plot.lines["snapshot-5"].pen.width() == 3  # the selected row's line
+
+
 def test_progress_and_clear(view, checked):
     view.show_running()
     view.show_progress("Checking 1 of 5: Live model", 50, 100)
@@ -174,6 +186,9 @@ def test_flow_checks_rolls_back_after_confirmation_and_checks_again(
             flow.set_folder(history.model_dir)
         assert verdict.args == [str(history.model_dir), "damaged"]
         assert view.report is not None and view.report.newest_clean.id == "snapshot-5"
+        qtbot.waitUntil(lambda: not flow.busy, timeout=TIMEOUT_MS)  # the logs come second
+        assert [s.last for s in view.report.loss.sessions] == [12]
+        assert "live" in view.plot.lines
         state = history.model_dir / "original_state.json"
         before = state.read_bytes()
         view.select_version("snapshot-5")
