@@ -198,9 +198,10 @@ class Version:
                 "iterations": self.iterations, "saved": self.saved,
                 "precision": self.precision, "size": self.size, "verdict": self.verdict,
                 "summary": self.summary, "problem": self.problem,
-                "damaged_layers": [l.path for l in self.check.damaged] if self.check else [],
-                "at_risk_layers": [{"layer": l.path, "reason": l.risk}
-                                   for l in self.check.at_risk] if self.check else [],
+                "damaged_layers": [layer.path for layer in self.check.damaged]
+                if self.check else [],
+                "at_risk_layers": [{"layer": layer.path, "reason": layer.risk}
+                                   for layer in self.check.at_risk] if self.check else [],
                 "check": self.check.to_json() if self.check else None}
 
 
@@ -455,7 +456,7 @@ def advise(report: HealthReport) -> list[Advice]:
                          target="float32"))
     eligible = set(live.model.eligible) if live.model else set()
     troubled = live.check.damaged + live.check.at_risk
-    pins = tuple(dict.fromkeys(l.name for l in troubled if l.name in eligible))
+    pins = tuple(dict.fromkeys(layer.name for layer in troubled if layer.name in eligible))
     if pins:
         target = live.precision if live.precision != "partial" else "mixed_float16"
         advice.append(Advice("pin", f"Or keep mixed precision and pin {', '.join(pins)} to "

@@ -72,11 +72,11 @@ class RollbackPlan:
 
     def summary(self) -> list[str]:
         """Plain sentences: what will change and what is archived."""
+        pairs = zip(self.sources, self.targets, strict=True)
         lines = [f"Roll {self.model_dir.name} back to {self.label} "
                  f"({self.iterations:,} iterations).",
                  "Restored: " + ", ".join(f"{p.name} -> {t.name}" if p.name != t.name
-                                          else p.name
-                                          for p, t in zip(self.sources, self.targets)) + "."]
+                                          else p.name for p, t in pairs) + "."]
         if self.archived:
             lines.append(f"Archived first (moved, not deleted) into {self.plugin}_archived_"
                          "<date>_<time>: " + ", ".join(p.name for p in self.archived) + ".")
@@ -207,7 +207,7 @@ def run(plan_: RollbackPlan, task: Task | None = None) -> RollbackResult:
     moves: list[tuple[Path, Path]] = []
     try:
         done = 0
-        for source, target in zip(plan_.sources, plan_.targets):
+        for source, target in zip(plan_.sources, plan_.targets, strict=True):
             done = _copy(source, target, task, done, total)
             moves.append((atomic.temp_path(target), target))
         task.check()

@@ -65,10 +65,10 @@ def test_verdicts_name_the_layers_and_find_the_newest_clean(shared):
                         "snapshot-5": "clean", "archive-20260101_120000": "not_checked"}
     assert report.newest_clean.id == "snapshot-5"
     live = report.live
-    assert {(l.path, l.nan, l.inf) for l in live.check.damaged} == {
+    assert {(layer.path, layer.nan, layer.inf) for layer in live.check.damaged} == {
         (KERNEL_NAN, 5, 0), (BIAS_INF, 0, 2)}
-    assert [l.path for l in report.version("backup").check.damaged] == [BACKUP_NAN]
-    risky = {l.path: l for l in report.version("snapshot-10").check.at_risk}
+    assert [layer.path for layer in report.version("backup").check.damaged] == [BACKUP_NAN]
+    risky = {layer.path: layer for layer in report.version("snapshot-10").check.at_risk}
     assert set(risky) == {OVERFLOW, UNDERFLOW}
     assert risky[OVERFLOW].overflow == 7 and risky[OVERFLOW].max_abs == 70000.0
     assert "larger than float16 can hold" in risky[OVERFLOW].risk
@@ -181,9 +181,9 @@ def test_nan_scan_keeps_its_json_and_measures_ranges_on_request(shared):
     plain = nanscan.scan_weights(history.snapshot_at_risk)
     assert set(plain.to_json()["layers"][0]) == {"layer", "size", "nan", "inf", "clean"}
     ranged = nanscan.scan_weights(history.snapshot_at_risk, ranges=True)
-    by_layer = {l.layer: l for l in ranged.layers}
+    by_layer = {layer.layer: layer for layer in ranged.layers}
     assert by_layer[OVERFLOW].overflow == 7 and by_layer[UNDERFLOW].underflow == 200
-    assert [l.nan for l in plain.layers] == [l.nan for l in ranged.layers]
+    assert [layer.nan for layer in plain.layers] == [layer.nan for layer in ranged.layers]
 
 
 def test_nan_and_ranges_in_one_block():

@@ -63,7 +63,7 @@ def test_values_match_tensorboards_own_reader():
                          check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     theirs = {int(k): v for k, v in json.loads(run.stdout.strip().splitlines()[-1]).items()}
     steps, values = read_history(folder, "original").curve("face_B")
-    assert dict(zip(steps.tolist(), values.tolist())) == theirs
+    assert dict(zip(steps.tolist(), values.tolist(), strict=True)) == theirs
 
 
 def test_sessions_nan_steps_and_a_cut_record(tmp_path):
