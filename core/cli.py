@@ -180,6 +180,81 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- health and rollback (docs/health.md) ---------------------------------------------------
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from . import health
+    from .scan import human_size
+
+    report = _run_task(lambda task: health.check(args.dir, task, all_versions=args.all))
+    if args.json:
+        _print_json(report.to_json())
+        return 1 if report.live.verdict == health.DAMAGED else 0
+    live = report.live
+    print(f"{live.model_file}  ({live.precision}, {live.iterations:,} iterations)\n")
+    rows = [(v.id, v.label, f"{v.iterations:,}", v.saved.replace("T", " ")[:16],
+             v.precision or "?", human_size(v.size), v.verdict.replace("_", " "))
+            for v in report.versions]
+    print(_table(rows, ("Version", "What", "Iterations", "Saved", "Precision", "Size",
+                        "Verdict")))
+    print(f"\nLive model: {live.summary}")
+    for version in report.versions[1:]:
+        if version.verdict in (health.DAMAGED, health.AT_RISK, health.UNREADABLE):
+            print(f"{version.label}: {version.summary}")
+    clean = report.newest_clean
+    if clean is None:
+        print("No healthy version found" + ("." if report.complete else
+                                              " (run with --all to check every version)."))
+    elif clean is not live:
+        print(f"Newest healthy version: {clean.label} "
+              f"(fsprec rollback {args.dir} --to {clean.id})")
+    for number, advice in enumerate(report.advice, 1):
+        print(f"  {number}. {advice.text}")
+    if report.loss is not None:
+        for session in report.loss.sessions:
+            last = ", ".join(f"{tag} {values.values[-1]:.4g}"
+                             for tag, values in sorted(session.series.items()) if values.values)
+            print(f"Session {session.number}: iterations {session.first:,}-{session.last:,}; "
+                  f"last loss {last}")
+        if report.loss.nan_steps():
+            print("The loss was NaN at iteration(s) "
+                  + ", ".join(f"{s:,}" for s in report.loss.nan_steps()[:10]) + ".")
+    return 1 if live.verdict == health.DAMAGED else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from . import rollback
+
+    plan = _run_task(lambda task: rollback.plan(args.dir, args.to, task=task))
+    print("\n".join(plan.summary()))
+    if not args.yes and sys.stdin.isatty() and \
+            input("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+        print("Cancelled; nothing was changed.")
+        return 0
+    result = _run_task(lambda task: rollback.run(plan, task))
+    print(result.message())
+    return 0
+
+
+def _add_health_commands(sub: Any) -> None:
+    p = sub.add_parser("health", help="check every saved version of the model (exit 1 if the "
+                       "live model is damaged)")
+    p.add_argument("dir", help="the model folder")
+    p.add_argument("--all", action="store_true",
+                   help="check every version (default: stop at the newest healthy one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("rollback", help="make an older, healthy version the live model "
+                       "(the current files are archived)")
+    p.add_argument("dir", help="the model folder")
+    p.add_argument("--to", required=True, metavar="VERSION",
+                   help="the version id that `fsprec health` lists (backup, snapshot-N, "
+                   "archive-YYYYmmdd_HHMMSS)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_rollback)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fsprec`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -237,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="the folder to search")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_scan)
+    _add_health_commands(sub)
     return parser
 
 

@@ -1,4 +1,9 @@
-"""Scan a model's weights for NaN and Inf, streaming in bounded chunks, per layer."""
+"""Scan a model's weights for NaN and Inf, streaming in bounded chunks, per layer.
+
+With ``ranges=True`` the same pass also measures each layer's largest magnitude and how many
+weights lie beyond float16's range (above 65504 they overflow to Inf; non-zero values below
+2**-24, about 6e-8, flush to zero), for mixed-precision health checks.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +19,8 @@ from .task import Task
 from .weights import Weight, open_weights
 
 CHUNK_ELEMENTS = 4 * 1024 * 1024  # 16 MB of float32 at a time
+FLOAT16_MAX = 65504.0  # the largest finite float16
+FLOAT16_TINY = 2.0 ** -24  # the smallest non-zero float16 (~6e-8)
 
 
 @dataclass
@@ -24,11 +31,60 @@ class LayerFinding:
     size: int
     nan: int = 0
     inf: int = 0
+    max_abs: float = 0.0  # largest finite magnitude (measured with ``ranges=True``)
+    overflow: int = 0  # finite values above FLOAT16_MAX (``ranges=True``)
+    underflow: int = 0  # non-zero values below FLOAT16_TINY (``ranges=True``)
 
     @property
     def clean(self) -> bool:
         """True when every value is finite."""
         return self.nan == 0 and self.inf == 0
+
+    def tally(self, block: np.ndarray, ranges: Ranges | None = None) -> None:
+        """Add one block of this layer's values to the counts; ``ranges`` (the scan's reused
+        buffers) also measures max |w| and the values beyond float16's range."""
+        if ranges is None or block.size == 0:
+            nan, inf = _nonfinite(block)
+            self.nan, self.inf = self.nan + nan, self.inf + inf
+            return
+        magnitude, small = ranges.buffers(block)
+        peak = float(magnitude.max())  # NaN or Inf when something is off
+        if not np.isfinite(peak):
+            nan, inf = _nonfinite(block)
+            self.nan, self.inf = self.nan + nan, self.inf + inf
+            magnitude = magnitude[np.isfinite(magnitude)]
+            if magnitude.size == 0:
+                return
+            small = small[:magnitude.size]
+            peak = float(magnitude.max())
+        self.max_abs = max(self.max_abs, peak)
+        if peak > FLOAT16_MAX:
+            self.overflow += int(np.count_nonzero(magnitude > FLOAT16_MAX))
+        if magnitude.min() >= FLOAT16_TINY:  # the common case for trained weights
+            return
+        np.less(magnitude, FLOAT16_TINY, out=small)
+        self.underflow += int(np.count_nonzero(magnitude[small]))  # zeros do not count
+
+
+class Ranges:
+    """Buffers one scan reuses for its range measurements (one per scan, so scans on several
+    threads never share them)."""
+
+    def __init__(self) -> None:
+        self._magnitude: dict[str, np.ndarray] = {}
+        self._small = np.empty(0, bool)
+
+    def buffers(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(|block| flattened, a bool scratch of the same length), in reused memory."""
+        flat = block.reshape(-1)
+        kept = self._magnitude.get(flat.dtype.str)
+        if kept is None or kept.size < flat.size:
+            kept = self._magnitude[flat.dtype.str] = np.empty(flat.size, flat.dtype)
+        if self._small.size < flat.size:
+            self._small = np.empty(flat.size, bool)
+        magnitude = kept[:flat.size]
+        np.abs(flat, out=magnitude)
+        return magnitude, self._small[:flat.size]
 
 
 @dataclass
@@ -37,6 +93,7 @@ class NanReport:
 
     model_file: Path
     layers: list[LayerFinding] = field(default_factory=list)
+    ranges: bool = False  # True when max_abs / overflow / underflow were measured
 
     @property
     def clean(self) -> bool:
@@ -52,7 +109,14 @@ class NanReport:
         """JSON form for ``fsprec nan-scan --json``."""
         return {"model_file": str(self.model_file), "clean": self.clean,
                 "values": sum(layer.size for layer in self.layers),
-                "layers": [vars(layer) | {"clean": layer.clean} for layer in self.layers]}
+                "layers": [self._layer_json(layer) for layer in self.layers]}
+
+    def _layer_json(self, layer: LayerFinding) -> dict[str, Any]:
+        data = {"layer": layer.layer, "size": layer.size, "nan": layer.nan, "inf": layer.inf}
+        if self.ranges:
+            data |= {"max_abs": layer.max_abs, "overflow": layer.overflow,
+                     "underflow": layer.underflow}
+        return data | {"clean": layer.clean}
 
 
 class _Counter:
@@ -73,23 +137,22 @@ def _nonfinite(block: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(np.isnan(block))), int(np.count_nonzero(np.isinf(block)))
 
 
-def _count_h5(dataset: h5py.Dataset, counter: _Counter) -> tuple[int, int]:
-    """(nan, inf) of a chunked or compressed dataset, read by h5py in slabs."""
+def _count_h5(dataset: h5py.Dataset, counter: _Counter, finding: LayerFinding,
+              ranges: Ranges | None) -> None:
+    """Tally a chunked or compressed dataset, read by h5py in slabs."""
     if dataset.shape == () or dataset.size == 0:
         counter.advance(dataset.size)
-        return _nonfinite(np.atleast_1d(dataset[()]))
+        finding.tally(np.atleast_1d(dataset[()]), ranges)
+        return
     step = max(1, CHUNK_ELEMENTS // max(1, dataset.size // dataset.shape[0]))
-    nan = inf = 0
     for start in range(0, dataset.shape[0], step):
         counter.task.check()
-        found = _nonfinite(dataset[start:start + step])
-        nan, inf = nan + found[0], inf + found[1]
+        finding.tally(dataset[start:start + step], ranges)
         counter.advance(min(step, dataset.shape[0] - start) * (dataset.size // dataset.shape[0]))
-    return nan, inf
 
 
 def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
-              findings: dict[str, LayerFinding]) -> None:
+              findings: dict[str, LayerFinding], ranges: Ranges | None) -> None:
     """Scan contiguous weights straight from the file through one reused block buffer."""
     buffer = np.empty(CHUNK_ELEMENTS * 8, np.uint8)  # not zero-filled: it is read into
     for weight in weights:
@@ -101,14 +164,16 @@ def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Coun
             handle.seek(base + weight.offset + start * dtype.itemsize)
             if handle.readinto(view) != len(view):
                 raise FsprecError("The weights ended early (truncated model file?).")
-            nan, inf = _nonfinite(np.frombuffer(view, dtype))
-            findings[weight.layer].nan += nan
-            findings[weight.layer].inf += inf
+            findings[weight.layer].tally(np.frombuffer(view, dtype), ranges)
             counter.advance(size)
 
 
-def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> NanReport:
-    """Count NaN and Inf values per layer; memory stays bounded whatever the model's size."""
+def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None,
+                 ranges: bool = False) -> NanReport:
+    """Count NaN and Inf values per layer; memory stays bounded whatever the model's size.
+
+    ``ranges=True`` also measures max |w| and the values beyond float16's range per layer.
+    """
     task = task or Task()
     model = folder if isinstance(folder, ModelFolder) else open_model(folder)
     index = model.weights
@@ -116,16 +181,15 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> 
     findings = {w.layer: LayerFinding(w.layer, 0) for w in index.weights}
     for weight in index.weights:
         findings[weight.layer].size += weight.size
+    scratch = Ranges() if ranges else None
     floats = [w for w in index.weights if np.issubdtype(np.dtype(w.dtype), np.floating)]
     raw = [w for w in floats if w.offset is not None and index.base is not None]
     counter.advance(index.total_params - sum(w.size for w in floats))
     with open(model.model_file, "rb") as handle:
-        _scan_raw(handle, raw, index.base or 0, counter, findings)
+        _scan_raw(handle, raw, index.base or 0, counter, findings, scratch)
     rest = [w for w in floats if w.offset is None or index.base is None]
     if rest:
         with open_weights(model.model_file, model.format) as root:
             for weight in rest:
-                nan, inf = _count_h5(root[weight.h5path], counter)
-                findings[weight.layer].nan += nan
-                findings[weight.layer].inf += inf
-    return NanReport(model.model_file, list(findings.values()))
+                _count_h5(root[weight.h5path], counter, findings[weight.layer], scratch)
+    return NanReport(model.model_file, list(findings.values()), ranges)
