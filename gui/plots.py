@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette, QWheelEvent
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QWidget
 
 from fsprec.core.validate.result import FLOAT16_MAX, FLOAT16_TINY, sig
 
@@ -73,11 +73,17 @@ class ThemedPlot(pg.PlotWidget):
         self.redraw()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt name)
-        """Ctrl+wheel zooms; the plain wheel goes on to the page, which scrolls."""
+        """Ctrl+wheel zooms; the plain wheel scrolls the page the plot sits on."""
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(event)
-        else:
+            return
+        page = self.parentWidget()
+        while page is not None and not isinstance(page, QAbstractScrollArea):
+            page = page.parentWidget()
+        if page is None:
             event.ignore()
+        else:  # the graphics view stops an ignored wheel event; hand it to the page
+            QApplication.sendEvent(page.verticalScrollBar(), event)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
         """As small as readable: layouts and scroll areas give plots the room there is."""

@@ -10,6 +10,10 @@ How a validation flow drives it (all on the GUI thread):
 - ``show_result(result)`` at the end, or ``show_stopped(message)`` on cancel or failure;
 - ``clear()`` when another model opens.
 
+``on_stage`` and ``on_eta`` are those two callbacks made safe to call from a worker thread
+(they emit queued signals): pass them straight to ``run_validation(..., on_stage=view.on_stage,
+on_eta=view.on_eta)``.
+
 It asks the window for the rest through ``layerClicked(path)``, ``applyPinsRequested(pins)``
 and ``cancelRequested()``.
 """
@@ -48,6 +52,8 @@ class ValidationView(QWidget):
     layerClicked = Signal(str)  # a layer path, from the activation-range plot
     applyPinsRequested = Signal(list)  # the verdict's pins
     cancelRequested = Signal()
+    stageMeasured = Signal(str, object)  # stage, partial ValidationResult (any thread)
+    etaChanged = Signal(object)  # seconds left or None (any thread)
 
     def __init__(self, validate_action: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +61,9 @@ class ValidationView(QWidget):
         self.partial: ValidationResult | None = None  # the running pass's stages so far
         self.stage = ""
         self.eta: float | None = None
+        self.running = False
+        self.stageMeasured.connect(self.show_stage)
+        self.etaChanged.connect(self.show_eta)
         self.badge = QLabel()
         self.badge.setAccessibleName("Verdict")
         self.verdict = QLabel()
@@ -131,11 +140,13 @@ class ValidationView(QWidget):
     def clear(self) -> None:
         """Forget the result (another model was opened)."""
         self.result = self.partial = None
+        self.running = False
         self._show_message("", "No validation yet.", "")
 
     def show_running(self, description: str) -> None:
         """A validation started; ``description`` says what it compares."""
         self.partial, self.stage, self.eta = None, "", None
+        self.running = True
         self._show_message("Running", "Validating…", description,
                            "The model runs in a separate process: float32 against mixed "
                            "precision on faces and stress inputs (black, grey, white, low "
@@ -148,17 +159,30 @@ class ValidationView(QWidget):
         self.stage = f"{stage} ({done} of {total})" if total > 0 else stage
         self._show_state()
 
+    def on_stage(self, stage: str, partial: ValidationResult) -> None:
+        """``run_validation``'s ``on_stage``, callable from any thread."""
+        self.stageMeasured.emit(stage, partial)
+
+    def on_eta(self, seconds: float | None) -> None:
+        """``run_validation``'s ``on_eta``, callable from any thread."""
+        self.etaChanged.emit(seconds)
+
     def show_eta(self, seconds: float | None) -> None:
         """The running validation's estimated time left (None: not known yet)."""
         self.eta = seconds
         self._show_state()
 
     def _show_state(self) -> None:
+        if not self.running:
+            return
         left = f" About {sig(max(self.eta, 1.0))} s left." if self.eta is not None else ""
         self.verdict.setText(f"Validating: {self.stage}…{left}")
 
     def show_stage(self, stage: str, partial: ValidationResult) -> None:
-        """A stage of the running pass was measured: plot what ``partial`` holds so far."""
+        """A stage of the running pass was measured: plot what ``partial`` holds so far (a
+        stage that arrives after the run ended is ignored)."""
+        if not self.running:
+            return
         self.partial = partial
         self.summary.setText(f"Measured so far: {stage}. {run_summary(partial)}")
         self.pages.setCurrentIndex(1)
@@ -166,6 +190,7 @@ class ValidationView(QWidget):
 
     def show_stopped(self, message: str) -> None:
         """The run ended without a result; the previous result (if any) comes back."""
+        self.running = False
         if self.result is not None:
             self.show_result(self.result)
             self.summary.setText(f"{message} Showing the previous result: "
@@ -189,7 +214,7 @@ class ValidationView(QWidget):
     def show_result(self, result: ValidationResult) -> None:
         """Show the verdict and plot a complete ``result``."""
         assert result.verdict is not None, "show_stage() shows partial results"
-        self.result, self.partial = result, None
+        self.result, self.partial, self.running = result, None, False
         verdict, policy = result.verdict, result.policy
         self.badge.setText(STATUS_LABELS[verdict.status])
         self.badge.setStyleSheet(colored_badge_style(verdict_color(verdict.status)))
