@@ -162,4 +162,4 @@ def run_summary(result: ValidationResult) -> str:
     return (f"float32 vs {result.policy}{kept} · {run.where}, {run.backend} backend, Keras "
             f"{run.keras_version}, Python {run.python_version} ({run.python}) · "
             f"{inputs.source} inputs, batch {inputs.batch} + {len(inputs.stress)} stress"
-            f"{steps}{took}")
+            f"{steps}{took}" + "".join(f"\n{note}" for note in result.notes))

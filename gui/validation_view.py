@@ -24,7 +24,7 @@ from PySide6.QtGui import QAction, QFont, QPalette
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
-from fsprec.core.validate.result import STATUS_LABELS, ValidationResult, sig
+from fsprec.core.validate.result import CPU_NO_TRAINING, STATUS_LABELS, ValidationResult, sig
 
 from .plots import (BarPlot, CurvePlot, LayerRangePlot, UnderflowPlot, output_error_series,
                     paired_series, training_series)
@@ -261,6 +261,8 @@ class ValidationView(QWidget):
         training = training_curves(result)
         if training is None:
             none = (PENDING if not result.complete
+                    else "No training check on a CPU (float16 is emulated there)."
+                    if CPU_NO_TRAINING in result.notes
                     else "No training check (Steps is 0 in Settings).")
             self.loss_plot.set_curves([], [], none)
             self.scale_plot.set_curves([], [], none)

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
 
 from fsprec.core.validate import Options, runner, run_validation
-from fsprec.core.validate.result import ValidationResult
+from fsprec.core.validate.result import CPU_NO_TRAINING, ValidationResult
 from fsprec.gui import jobs
 from fsprec.gui.plots import RISK_COLOR, WARN_COLOR, power_of_ten
 from fsprec.gui.theme import verdict_color
@@ -205,6 +205,11 @@ def test_gpu_memory_and_missing_parts(view):
     view.show_result(sample_result(training=False, speed=False))
     assert texts(view.loss_plot) == ["No training check (Steps is 0 in Settings)."]
     assert texts(view.speed_plot) == ["Speed was not measured."]
+    quick = sample_result(training=False)
+    quick.notes.append(CPU_NO_TRAINING)
+    view.show_result(quick)
+    assert texts(view.loss_plot) == ["No training check on a CPU (float16 is emulated there)."]
+    assert "float16 is emulated" in view.summary.text()
     view.show_result(sample_result(loss_scale=False))
     assert texts(view.scale_plot) == ["No loss scaling with mixed float16."]
 

@@ -265,6 +265,16 @@ def test_another_python_gets_only_fsprec_on_its_path(healthy, tmp_path):
         run_validation(healthy, QUICK, python=str(tmp_path / "nowhere"))
 
 
+def test_the_parent_side_loads_no_child_and_no_framework():
+    script = ("import sys, fsprec.core.validate, fsprec.core.validate.cli\n"
+              "bad = [m for m in sys.modules if m.startswith('fsprec.core.validate.child') or "
+              "m.split('.')[0] in ('keras', 'tensorflow', 'torch', 'jax', 'PIL')]\n"
+              "print(bad)")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "[]"
+
+
 def test_images_folder_errors(healthy, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -294,8 +304,11 @@ def test_user_images_are_used(healthy, tmp_path):
 
 
 def test_cli_report_and_exit_code(risky, capsys):
-    assert main(["validate", str(risky), "--steps", "0"]) == 1
+    """The default on a CPU is the quick pass: no mixed-precision training, said so."""
+    assert main(["validate", str(risky)]) == 1
     out = capsys.readouterr().out
+    assert "No training check: on a CPU float16 is emulated" in out
+    assert "batch 2," in out
     assert "Verdict: safe with pins: keep boost, shrink, rms_norm in float32" in out
     assert "--pin boost --pin shrink --pin rms_norm" in out
     assert "config risk encoder/rms_norm (epsilon 1e-08 is 0 in float16): pinned" in out

@@ -1,8 +1,8 @@
 """Hand-made validation results (no Keras) for the report, verdict and GUI tests."""
 from __future__ import annotations
 
-from fsprec.core.validate.result import (THRESHOLDS, AutoPin, ConfigRisk, Inputs, LayerRisk,
-                                         ModelInfo, OutputParity, Runtime, Speed, StressOutcome,
+from fsprec.core.validate.result import (THRESHOLDS, AutoPin, Inputs, LayerRisk, ModelInfo,
+                                         OutputParity, Runtime, Speed, StressOutcome,
                                          Training, TrainingRun, ValidationResult, decide)
 
 MEASURED = ["encoder/conv_8_0_conv2d", "encoder/boost", "encoder/shrink", "encoder/dense",

@@ -20,6 +20,11 @@ FLOAT16_TINY = 2.0 ** -24  # ~6e-8: the smallest float16 subnormal; smaller valu
 UNDERFLOW_SHARE = 0.01  # a layer is flagged when more of its non-zero values flush to zero
 FLAT_STD = 1.0 / 255.0  # an output varying less than one 8-bit grey level is judged by PSNR only
 
+CPU_NO_TRAINING = ("No training check: on a CPU float16 is emulated, so one mixed-precision "
+                   "training step of a large model takes minutes; run on a GPU, or set the "
+                   "steps to train anyway.")
+CPU_NOT_TIMED = "Training speed is not timed on a CPU, where float16 is emulated."
+
 # The stages whose partial result the child streams, in order (auto-pin only when needed).
 STAGES = ("parity", "risk map", "training", "speed", "auto-pin")
 STRESS_INPUTS = ("black", "mid-grey", "white", "low contrast")
@@ -247,6 +252,7 @@ class ValidationResult:
     speed: Speed | None = None
     autopin: AutoPin | None = None
     verdict: Verdict | None = None
+    notes: list[str] = field(default_factory=list)  # what was not measured, and why
     seconds: float = 0.0
     schema: str = SCHEMA
 

@@ -193,8 +193,26 @@ def _pump(stream: Any, lines: queue.Queue) -> None:
 
 
 class _Handlers:
+    """The caller's callbacks, fed from the child's events."""
+
     def __init__(self, progress: Progress, stage: OnStage, eta: OnEta) -> None:
         self.progress, self.stage, self.eta = progress, stage, eta
+
+    def handle(self, event: dict[str, Any]) -> ValidationResult | None:
+        """Pass one event on; the result when it is the final one."""
+        kind = event.get("event")
+        if kind == "progress":
+            self.progress(event["stage"], event["done"], event["total"])
+            self.eta(event.get("eta_s"))
+        elif kind == "stage":
+            self.stage(event["stage"], ValidationResult.from_json(event["result"]))
+        elif kind == "result":
+            return ValidationResult.from_json(event["result"])
+        elif kind == "error":
+            if event.get("kind") == "input":
+                raise FsprecError(event["message"])
+            raise ValidationCrashed(f"Validation failed: {event['message']}")
+        return None
 
 
 def _follow(process: subprocess.Popen, lines: queue.Queue, handlers: _Handlers,
@@ -213,18 +231,9 @@ def _follow(process: subprocess.Popen, lines: queue.Queue, handlers: _Handlers,
             event = json.loads(line)
         except ValueError:
             continue
-        kind = event.get("event")
-        if kind == "progress":
-            handlers.progress(event["stage"], event["done"], event["total"])
-            handlers.eta(event.get("eta_s"))
-        elif kind == "stage":
-            handlers.stage(event["stage"], ValidationResult.from_json(event["result"]))
-        elif kind == "result":
-            return ValidationResult.from_json(event["result"])
-        elif event.get("event") == "error":
-            if event.get("kind") == "input":
-                raise FsprecError(event["message"])
-            raise ValidationCrashed(f"Validation failed: {event['message']}")
+        result = handlers.handle(event)
+        if result is not None:
+            return result
 
 
 def _end(process: subprocess.Popen) -> None:

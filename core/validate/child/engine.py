@@ -16,8 +16,9 @@ from . import autopin, measure, training
 from .inputs import load_images, stress_inputs, synthetic_faces
 from .probe import LayerStats, layer_stats
 from ..options import Options, Preset
-from ..result import (FLOAT16_TINY, STRESS_INPUTS, AutoPin, ConfigRisk, Inputs, LayerRisk,
-                      ModelInfo, Speed, Training, ValidationResult, decide, layer_risk)
+from ..result import (CPU_NO_TRAINING, CPU_NOT_TIMED, FLOAT16_TINY, STRESS_INPUTS, AutoPin,
+                      ConfigRisk, Inputs, LayerRisk, ModelInfo, Speed, Training,
+                      ValidationResult, decide, layer_risk)
 
 Emit = Callable[[str, int, int, float | None], None]  # stage, done, total, seconds left
 OnStage = Callable[[str, ValidationResult], None]
@@ -132,7 +133,8 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t, e: No
     emulated = 3.0 if runtime.kind == "cpu" else 1.0  # float16 is emulated on a CPU
     clock.plan = {"Output parity": eager * emulated,
                   "Training check": 8 * eager * (1 + emulated) * preset.steps / preset.batch,
-                  "Speed": 2 * (preset.speed_seconds + 2 * eager) if options.speed else 0.0}
+                  "Speed": 2 * (preset.speed_seconds + (1 + preset.speed_calls) * eager * emulated
+                                / 2) if options.speed else 0.0}
     clock.progress("Output parity", 1, 2)
     target_stats, target_outputs = layer_stats(builder.build(options.policy, pins), inputs)
     clock.progress("Output parity", 2, 2)
@@ -148,7 +150,11 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t, e: No
     if preset.steps > 0:
         result.training = _training(builder, options.policy, pins, faces, preset, runtime.kind,
                                     clock)
+        if not result.training.timed:
+            result.notes.append(CPU_NOT_TIMED)
         on_stage("training", result)
+    elif runtime.kind == "cpu" and options.steps is None:
+        result.notes.append(CPU_NO_TRAINING)
     if options.speed:
         result.speed = _speed(builder, options.policy, pins, faces, preset, clock)
         if result.training is not None and result.training.timed:
@@ -236,7 +242,7 @@ def _speed(builder: Builder, policy: str, pins: list[str], faces: list[np.ndarra
         measure.reset_peak_memory()
         found[f"forward_{label}_ips"] = measure.throughput(
             lambda m=model: measure.forward(m, faces), preset.batch,
-            budget=preset.speed_seconds)
+            budget=preset.speed_seconds, minimum=preset.speed_calls)
         found[f"peak_memory_{label}_mb"] = measure.peak_memory_mb()
         clock.progress("Speed", index + 1, 2)
     clock.plan["Speed"] = 0.0
