@@ -41,13 +41,24 @@ class Builder:
         self.weights = self.base.get_weights()
         self.objects = compat.custom_objects()
         self._keras = keras
+        self._last: tuple[tuple[str, tuple[str, ...]], Any] | None = None  # one model kept
 
     def build(self, policy: str, pins: list[str] | tuple[str, ...] = (),
               fresh: bool = False) -> Any:
-        """The model with its eligible layers in ``policy`` and ``pins`` in float32 (a new
-        model when ``fresh``, else the loaded float32 model is reused for float32)."""
+        """The model with its eligible layers in ``policy`` and ``pins`` in float32: a new one
+        when ``fresh`` (to train), else the loaded float32 model or the last one built, which
+        are only ever run forward."""
         if policy == "float32" and not pins and not fresh:
             return self.base
+        key = (policy, tuple(pins))
+        if not fresh and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        model = self._make(policy, pins)
+        if not fresh:
+            self._last = (key, model)
+        return model
+
+    def _make(self, policy: str, pins: list[str] | tuple[str, ...]) -> Any:
         config = switch_precision(self.config, self.folder.eligible, policy, pins, 3)
         if self.folder.format == "keras3":
             model = self._keras.saving.deserialize_keras_object(config,
