@@ -70,7 +70,14 @@ class Options:
 
 def installed_backends() -> list[str]:
     """Keras backends importable here, in ``auto``'s order (found without importing them)."""
-    return [name for name in AUTO_ORDER if importlib.util.find_spec(name) is not None]
+    return [name for name in AUTO_ORDER if _findable(name)]
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken install, or an import hook that refuses it
+        return False
 
 
 def resolve_backend(choice: str) -> str:
