@@ -419,7 +419,6 @@ def test_cancel_ends_the_child_and_the_ui_goes_idle(validating_window, qtbot,
 def test_closing_the_window_while_validating(validating_window, qtbot, no_dangling_threads):
     window = validating_window
     window.validate()
-    view = window.validation_view()
     qtbot.waitUntil(lambda: bool(validation_children()), timeout=TIMEOUT_MS)
     started = time.perf_counter()
     window.close()
