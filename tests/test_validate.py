@@ -275,6 +275,21 @@ def test_the_parent_side_loads_no_child_and_no_framework():
     assert found.stdout.strip() == "[]"
 
 
+def test_faceswap_environments_are_found(tmp_path, monkeypatch):
+    from fsprec.core.validate import faceswap_pythons
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    assert faceswap_pythons(home=tmp_path) == []
+    made = []
+    for prefix in (tmp_path / "miniconda3" / "envs" / "faceswap" / "bin",
+                   tmp_path / "faceswap" / ".venv" / "bin"):
+        prefix.mkdir(parents=True)
+        (prefix / "python").write_text("#!/bin/sh\n")
+        (prefix / "python").chmod(0o755)
+        made.append(prefix / "python")
+    (tmp_path / "anaconda3" / "envs" / "other" / "bin").mkdir(parents=True)
+    assert faceswap_pythons(tmp_path / "faceswap", home=tmp_path) == made
+
+
 def test_images_folder_errors(healthy, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

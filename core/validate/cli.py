@@ -7,7 +7,9 @@ import sys
 import time
 from typing import TextIO
 
+from ..errors import FsprecError
 from ..layers import MIXED_POLICIES
+from .environments import CONDA_ROOTS, ENV_NAME, faceswap_pythons
 from .options import BACKEND_CHOICES, DEVICES, FULL, QUICK, Options
 from .report import text_report
 from .runner import run_validation
@@ -27,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKEND_CHOICES, help="Keras backend (default: "
                    "$KERAS_BACKEND, else auto: torch, else TensorFlow, else JAX)")
     p.add_argument("--python", metavar="PATH", help="run the pass in this Python, e.g. "
-                   "Faceswap's environment's (it needs Keras and a backend, not fsprec)")
+                   "Faceswap's environment's (it needs Keras and a backend, not fsprec); "
+                   "'faceswap': the conda environment named faceswap")
     p.add_argument("--images", metavar="DIR", help="a folder of face images (default: "
                    "synthetic faces)")
     p.add_argument("--tolerance", type=float, help="RMS error allowed per unit of the "
@@ -71,10 +74,17 @@ def command(args: argparse.Namespace) -> int:
     """Run the pass; print the report (or ``--json``); 0 when safe, else 1."""
     options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
                       autopin=not args.no_autopin, pins=args.pin)
+    python = args.python
+    if python == "faceswap":
+        found = faceswap_pythons()
+        if not found:
+            raise FsprecError(f"No conda environment named {ENV_NAME} was found (looked under "
+                              f"~/{', ~/'.join(CONDA_ROOTS)}); give --python PATH.")
+        python = str(found[0])
     bar = Progress()
     try:
         result = run_validation(args.dir, options, args.device, on_progress=bar.progress,
-                                on_eta=bar.set_eta, backend=args.backend, python=args.python)
+                                on_eta=bar.set_eta, backend=args.backend, python=python)
     finally:
         bar.close()
     if args.json:
