@@ -244,6 +244,7 @@ class LayerRangePlot(ThemedPlot):
         high = max([*logs, math.log10(FLOAT16_MAX)]) + 2.0  # head room for the legend
         self.plotItem.setYRange(low, high, padding=0)
         self.plotItem.setXRange(-0.5, len(self.points) - 0.5, padding=0.02)
+        layer_ticks(self, len(self.points))
         decades = range(math.ceil(low), math.floor(high) + 1)
         step = max(1, math.ceil(len(decades) / 9))  # a labelled tick every `step` decades
         self.getAxis("left").setTicks([[(e, power_of_ten(e)) for e in decades if e % step == 0],
@@ -252,6 +253,12 @@ class LayerRangePlot(ThemedPlot):
     def _clicked(self, _item: pg.ScatterPlotItem, spots: Sequence, _event: object) -> None:
         if len(spots):
             self.layerClicked.emit(self.points[spots[0].data()].path)
+
+
+def layer_ticks(plot: ThemedPlot, count: int) -> None:
+    """Whole layer numbers on the bottom axis (pyqtgraph picks halves for a few layers)."""
+    if count <= 12:
+        plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(count)]])
 
 
 def point_color(point: LayerPoint) -> QColor:
@@ -314,6 +321,7 @@ class UnderflowPlot(ThemedPlot):
                   + [line])
         self.plotItem.setYRange(0, top * 1.5, padding=0)
         self.plotItem.setXRange(-0.5, len(self.points) - 0.5, padding=0.02)
+        layer_ticks(self, len(self.points))
 
 
 @dataclass(frozen=True)
@@ -358,10 +366,10 @@ class BarPlot(ThemedPlot):
             offset = (number - (len(self.series) - 1) / 2) * width
             xs, heights, brushes = [], [], []
             for index, value in enumerate(series.values):
-                if value is None:
+                alert = index < len(series.alerts) and series.alerts[index]
+                if value is None and not alert:
                     self._label(index + offset, 0.0, series.labels[index], text)
                     continue
-                alert = index < len(series.alerts) and series.alerts[index]
                 height = top if alert else value  # an alert (Inf/NaN) fills the plot in red
                 xs.append(index + offset)
                 heights.append(height)

@@ -129,6 +129,7 @@ def test_plots_show_the_result(view):
     assert {"boost", "dense"} <= set(texts(view.layer_plot))  # the riskiest are named
     # PSNR per output in dB (a non-finite output fills its bar in red and says so).
     assert texts(view.psnr_plot) == ["52 dB", "Inf/NaN"]
+    assert bar_heights(view.psnr_plot) == [52.0, 52.0]  # the Inf/NaN output's bar is full
     assert texts(view.ratio_plot) == ["5%", "Inf/NaN"]
     assert bar_heights(view.speed_plot) == [1000.0, 2500.0]
     assert texts(view.speed_plot) == ["1000", "2500"]
