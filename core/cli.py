@@ -15,9 +15,10 @@ from typing import Any, TextIO
 
 from . import __version__, convert, nanscan, restore, scan
 from .errors import Cancelled, CheckFailed, FsprecError
-from .layers import MIXED_POLICIES, POLICIES
+from .layers import POLICIES
 from .modelfile import open_model
 from .task import Task
+from .validate import cli as validate_cli
 
 FACESWAP_ENV = "FSPREC_FACESWAP"
 
@@ -150,20 +151,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import Options, run_validation, text_report
-
-    options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
-                      autopin=not args.no_autopin, pins=args.pin)
-    result = _run_task(lambda task: run_validation(args.dir, options, args.device,
-                                                   on_progress=task.progress))
-    if args.json:
-        _print_json(result)
-    else:
-        print(text_report(result))
-    return 0 if result["verdict"]["status"] == "safe" else 1
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
     entries = _run_task(lambda task: scan.scan(args.root, task))
     if args.json:
@@ -282,22 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("validate", help="compare float32 and mixed precision on this machine "
-                       "(exit 1 unless safe)")
-    p.add_argument("dir", help="the model folder")
-    p.add_argument("--policy", default="mixed_float16", choices=MIXED_POLICIES)
-    p.add_argument("--batch", type=int, default=4, help="images per batch (default 4)")
-    p.add_argument("--steps", type=int, default=20, help="training-check steps (default 20)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    p.add_argument("--images", metavar="DIR", help="a folder of face images (default: "
-                   "synthetic faces)")
-    p.add_argument("--tolerance", type=float, help="relative L2 error allowed (default 1%% "
-                   "for float16, 5%% for bfloat16)")
-    p.add_argument("--pin", action="append", metavar="NAME",
-                   help="keep this layer float32 (default: the model's own pins)")
-    p.add_argument("--no-autopin", action="store_true", help="do not search for pins")
-    p.add_argument("--json", action="store_true", help="print the result document")
-    p.set_defaults(func=cmd_validate)
+    validate_cli.add_parser(sub)
 
     p = sub.add_parser("nan-scan", help="look for NaN/Inf weights (exit 1 if any)")
     p.add_argument("dir", help="the model folder")

@@ -1,8 +1,9 @@
 """pyqtgraph plots of a validation result that take their colours from the Qt palette.
 
 Each plot keeps what it shows and draws it again when the palette changes, so axes, text and
-background read well in light and dark themes. Right-clicking a plot offers pyqtgraph's
-"Export..." (PNG, SVG, CSV); the plot-options menu, whose transforms would fight the explicit
+background read well in light and dark themes. The mouse wheel scrolls the page; Ctrl+wheel
+zooms a plot, and its right-click menu zooms in or out, resets the view and offers pyqtgraph's
+"Export..." (PNG, SVG, CSV). The plot-options menu, whose transforms would fight the explicit
 log scales here, is left out.
 """
 from __future__ import annotations
@@ -13,15 +14,19 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QWidget
+
+from fsprec.core.validate.result import FLOAT16_MAX, FLOAT16_TINY, sig
 
 from .theme import policy_color
-from .validation_data import FLOAT16_MAX, FLOAT16_TINY, Bars, LayerPoint, OutputError, Training
+from .validation_data import (Bars, LayerPoint, OutputError, Training, riskiest,
+                              underflow_threshold)
 
 RISK_COLOR = QColor("#ef4444")  # red: a layer or output in trouble
+WARN_COLOR = QColor("#d97706")  # dark amber: a warning (underflow past the stated share)
 LIMIT_COLOR = QColor("#f59e0b")  # amber, the float16 colour: float16's limits
-MAX_RISK_LABELS = 8  # risky layers named beside their point; hover names the rest
+MAX_RISK_LABELS = 5  # the riskiest layers named beside their point; hover names the rest
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -53,6 +58,32 @@ class ThemedPlot(pg.PlotWidget):
         self.plotItem.hideButtons()
         for name in ("left", "bottom"):
             self.getAxis(name).enableAutoSIPrefix(False)
+        menu = self.plotItem.vb.menu
+        menu.addSeparator()
+        self.zoom_in_action = menu.addAction("Zoom in", lambda: self.zoom(0.5))
+        self.zoom_out_action = menu.addAction("Zoom out", lambda: self.zoom(2.0))
+        self.reset_action = menu.addAction("Reset view", self.reset_view)
+
+    def zoom(self, factor: float) -> None:
+        """Zoom about the middle of the view (< 1: in)."""
+        self.plotItem.vb.scaleBy((factor, factor))
+
+    def reset_view(self) -> None:
+        """Back to the view the plot drew."""
+        self.redraw()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt name)
+        """Ctrl+wheel zooms; the plain wheel scrolls the page the plot sits on."""
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(event)
+            return
+        page = self.parentWidget()
+        while page is not None and not isinstance(page, QAbstractScrollArea):
+            page = page.parentWidget()
+        if page is None:
+            event.ignore()
+        else:  # the graphics view stops an ignored wheel event; hand it to the page
+            QApplication.sendEvent(page.verticalScrollBar(), event)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
         """As small as readable: layouts and scroll areas give plots the room there is."""
@@ -124,6 +155,7 @@ class LayerRangePlot(ThemedPlot):
         super().__init__("Activation range per layer (float32 run) against float16's limits",
                          {"left": "|x|", "bottom": "layer, in model order"}, parent)
         self.points: list[LayerPoint] = []
+        self.message = ""
         self.setMinimumHeight(340)
         self.plotItem.setLogMode(False, True)
         # One scatter for every point, so hover tips never compete between items.
@@ -131,27 +163,29 @@ class LayerRangePlot(ThemedPlot):
                                           tip=lambda x, y, data: self.points[data].tooltip)
         self.scatter.sigClicked.connect(self._clicked)
 
-    def set_points(self, points: list[LayerPoint]) -> None:
-        """Show these layers."""
-        self.points = points
+    def set_points(self, points: list[LayerPoint],
+                   message: str = "No layer produced values.") -> None:
+        """Show these layers (``message`` when there are none)."""
+        self.points, self.message = points, message
         self.redraw()
 
     def draw(self, text: QColor) -> None:
         if not self.points:
-            return self.note("No layer produced values.", text)
+            return self.note(self.message, text)
         normal = policy_color("float32")
         spots = []
-        for risky, color in ((False, normal), (True, RISK_COLOR)):
-            chosen = [p for p in self.points if bool(p.risk) == risky]
+        for color in (normal, WARN_COLOR, RISK_COLOR):
+            chosen = [p for p in self.points if point_color(p) == color]
             self._ranges(chosen, _faint(color, 110))
             spots += [self._spot(p, "max", color) for p in chosen if p.max_abs > 0]
             spots += [self._spot(p, "min", color) for p in chosen if p.min_abs]
         self.scatter.setData(spots=spots)
         self.addItem(self.scatter)
-        legend = self.legend(text)
+        legend = self.legend(text, columns=2)
         for name, which, color in (("max |x|", "max", normal),
                                    ("min non-zero |x|", "min", normal),
-                                   ("at risk in float16", "max", RISK_COLOR)):
+                                   ("Inf/NaN or overflow in float16", "max", RISK_COLOR),
+                                   ("underflow past the share", "max", WARN_COLOR)):
             style = self._style(which, color)
             legend.addItem(pg.ScatterPlotItem(symbol=style["symbol"], size=style["size"],
                                               pen=style["pen"], brush=style["brush"]), name)
@@ -195,10 +229,10 @@ class LayerRangePlot(ThemedPlot):
             self.addItem(line)
 
     def _name_risky(self) -> None:
-        for p in [p for p in self.points if p.risk][:MAX_RISK_LABELS]:
+        for p in riskiest(self.points, MAX_RISK_LABELS):
             value = p.max_abs if p.max_abs > 0 else p.min_abs
             if value:
-                label = pg.TextItem(p.path.rsplit("/", 1)[-1], color=RISK_COLOR,
+                label = pg.TextItem(p.path.rsplit("/", 1)[-1], color=point_color(p),
                                     anchor=(-0.15, 0.5))
                 label.setPos(p.index, math.log10(value))
                 self.addItem(label)
@@ -210,6 +244,7 @@ class LayerRangePlot(ThemedPlot):
         high = max([*logs, math.log10(FLOAT16_MAX)]) + 2.0  # head room for the legend
         self.plotItem.setYRange(low, high, padding=0)
         self.plotItem.setXRange(-0.5, len(self.points) - 0.5, padding=0.02)
+        layer_ticks(self, len(self.points))
         decades = range(math.ceil(low), math.floor(high) + 1)
         step = max(1, math.ceil(len(decades) / 9))  # a labelled tick every `step` decades
         self.getAxis("left").setTicks([[(e, power_of_ten(e)) for e in decades if e % step == 0],
@@ -218,6 +253,75 @@ class LayerRangePlot(ThemedPlot):
     def _clicked(self, _item: pg.ScatterPlotItem, spots: Sequence, _event: object) -> None:
         if len(spots):
             self.layerClicked.emit(self.points[spots[0].data()].path)
+
+
+def layer_ticks(plot: ThemedPlot, count: int) -> None:
+    """Whole layer numbers on the bottom axis (pyqtgraph picks halves for a few layers)."""
+    if count <= 12:
+        plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(count)]])
+
+
+def point_color(point: LayerPoint) -> QColor:
+    """Red for Inf/NaN or overflow, amber for underflow past the share, else float32's."""
+    if point.severe:
+        return RISK_COLOR
+    return WARN_COLOR if point.risk else policy_color("float32")
+
+
+class UnderflowPlot(ThemedPlot):
+    """Per layer, the share of non-zero values that flush to zero in float16 (dots) and that
+    are subnormal (faint triangles), against the share past which a layer is flagged."""
+
+    layerClicked = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Underflow per layer: non-zero values that flush to zero in float16",
+                         {"left": "% of non-zero values",
+                                          "bottom": "layer, in model order"}, parent)
+        self.points: list[LayerPoint] = []
+        self.message = ""
+        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=11,
+                                          tip=lambda x, y, data: self.points[data].tooltip)
+        self.scatter.sigClicked.connect(
+            lambda _item, spots, _ev: len(spots) and self.layerClicked.emit(
+                self.points[spots[0].data()].path))
+
+    def set_points(self, points: list[LayerPoint],
+                   message: str = "No layer produced values.") -> None:
+        """Show these layers (``message`` when there are none)."""
+        self.points, self.message = points, message
+        self.redraw()
+
+    def draw(self, text: QColor) -> None:
+        if not self.points:
+            return self.note(self.message, text)
+        line = underflow_threshold()
+        spots = []
+        normal = policy_color("float32")
+        for p in self.points:
+            color = WARN_COLOR if p.risk == "underflow" else normal
+            spots.append({"pos": (p.index, 100 * p.subnormal_share), "data": p.index,
+                          "symbol": "t", "size": 6, "pen": pg.mkPen(_faint(normal, 120)),
+                          "brush": pg.mkBrush(_faint(normal, 40))})
+            spots.append({"pos": (p.index, 100 * p.underflow_share), "data": p.index,
+                          "symbol": "o", "size": 7, "pen": pg.mkPen(color),
+                          "brush": pg.mkBrush(color)})
+        self.scatter.setData(spots=spots)
+        self.addItem(self.scatter)
+        legend = self.legend(text, columns=2)
+        for name, symbol, color in (("flush to zero", "o", normal),
+                                    ("subnormal (harmless alone)", "t", _faint(normal, 120))):
+            legend.addItem(pg.ScatterPlotItem(symbol=symbol, size=7, pen=pg.mkPen(color),
+                                              brush=pg.mkBrush(color)), name)
+        self.addItem(pg.InfiniteLine(line, angle=0, label=f"flagged past {sig(line)}%",
+                                     labelOpts={"position": 0.98, "color": text,
+                                                "anchors": [(1, 1), (1, 1)]},
+                                     pen=pg.mkPen(WARN_COLOR, style=Qt.PenStyle.DashLine)))
+        top = max([100 * max(p.underflow_share, p.subnormal_share) for p in self.points]
+                  + [line])
+        self.plotItem.setYRange(0, top * 1.5, padding=0)
+        self.plotItem.setXRange(-0.5, len(self.points) - 0.5, padding=0.02)
+        layer_ticks(self, len(self.points))
 
 
 @dataclass(frozen=True)
@@ -262,10 +366,10 @@ class BarPlot(ThemedPlot):
             offset = (number - (len(self.series) - 1) / 2) * width
             xs, heights, brushes = [], [], []
             for index, value in enumerate(series.values):
-                if value is None:
+                alert = index < len(series.alerts) and series.alerts[index]
+                if value is None and not alert:
                     self._label(index + offset, 0.0, series.labels[index], text)
                     continue
-                alert = index < len(series.alerts) and series.alerts[index]
                 height = top if alert else value  # an alert (Inf/NaN) fills the plot in red
                 xs.append(index + offset)
                 heights.append(height)
@@ -343,24 +447,29 @@ class CurvePlot(ThemedPlot):
 
 
 def output_error_series(errors: list[OutputError], policy: str) -> tuple[Series, Series]:
-    """Relative L2 error (%) and max |error| bars per output; non-finite outputs in red."""
+    """PSNR (dB) and error relative to the output's variation (%) per output; non-finite
+    outputs in red. An identical output shows "identical"; a flat one, "flat"."""
     color = policy_color(policy)
     alerts = [e.nonfinite > 0 for e in errors]
 
     def label(e: OutputError, value: str) -> str:
         return "Inf/NaN" if e.nonfinite else value
 
-    rel = Series("relative L2", [100 * e.rel_l2 for e in errors], color,
-                 [label(e, f"{100 * e.rel_l2:.3g}%") for e in errors], alerts)
-    worst = Series("max |error|", [e.max_abs_err for e in errors], color,
-                   [label(e, f"{e.max_abs_err:.3g}") for e in errors], alerts)
-    return rel, worst
+    psnr = Series("PSNR", [e.psnr_db for e in errors], color,
+                  [label(e, "identical" if e.psnr_db is None else f"{sig(e.psnr_db)} dB")
+                   for e in errors], alerts)
+    ratio = Series("error / variation",
+                   [None if e.error_to_variation is None else 100 * e.error_to_variation
+                    for e in errors], color,
+                   [label(e, "flat" if e.error_to_variation is None
+                          else f"{sig(100 * e.error_to_variation)}%") for e in errors], alerts)
+    return psnr, ratio
 
 
-def paired_series(bars: Bars, policy: str, fmt: str) -> list[Series]:
-    """float32 and target-policy series of ``bars``, labelled with ``fmt``."""
+def paired_series(bars: Bars, policy: str, unit: str = "") -> list[Series]:
+    """float32 and target-policy series of ``bars``, labelled with two significant digits."""
     return [Series(name, values, policy_color(name if name == "float32" else policy),
-                   ["n/a" if v is None else fmt.format(v) for v in values])
+                   ["n/a" if v is None else sig(v, unit) for v in values])
             for name, values in (("float32", bars.float32), (policy, bars.target))]
 
 

@@ -1,52 +1,61 @@
-"""What the validation plots show, read from a result document (schema ``fsprec.validation/1``).
+"""What the validation plots show, read from a :class:`ValidationResult` (whole or partial).
 
 Plain data, no Qt: the plots in :mod:`fsprec.gui.plots` draw these, and tests check them
-against hand-written result documents.
+against hand-made results. float16's limits and the wording come from the result module.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
-FLOAT16_MAX = 65504.0
-FLOAT16_TINY = 2.0 ** -24  # ~6e-8: smaller non-zero values flush to zero in float16
-STATUS_LABELS = {"safe": "Safe", "safe_with_pins": "Safe with pins", "not_safe": "Not safe"}
-RISK_LABELS = {"overflow": "overflows float16", "underflow": "underflows float16",
-               "nonfinite": "turns finite values into Inf/NaN in float16"}
+from fsprec.core.validate.result import (RISK_LABELS, SEVERE_RISKS, UNDERFLOW_SHARE,
+                                         ValidationResult, sig)
+
+PENDING = "Not measured yet…"
 
 
 @dataclass(frozen=True)
 class LayerPoint:
-    """One measured layer: its float32 output range and its float16 risk."""
+    """One measured layer: its output range, its float16 underflow share and its risk."""
 
     index: int  # position among the measured layers, in model order
     path: str
     class_name: str
     max_abs: float
     min_abs: float | None  # smallest non-zero |x|; None when every value was zero
+    underflow_share: float  # of non-zero values, flushed to zero in float16
+    subnormal_share: float  # of non-zero values, subnormal or zero in float16
     risk: str | None
     detail: str
+    config_risk: str | None = None
+
+    @property
+    def severe(self) -> bool:
+        return self.risk in SEVERE_RISKS
 
     @property
     def tooltip(self) -> str:
         """What hovering the layer's point says."""
-        low = "none (all zero)" if self.min_abs is None else f"{self.min_abs:.3g}"
+        low = "none (all zero)" if self.min_abs is None else sig(self.min_abs)
         lines = [f"{self.path} ({self.class_name})",
-                 f"max |x| {self.max_abs:.3g}, min non-zero |x| {low}"]
+                 f"max |x| {sig(self.max_abs)}, min non-zero |x| {low}",
+                 f"non-zero values flushed to zero in float16: "
+                 f"{sig(100 * self.underflow_share)}%, subnormal: "
+                 f"{sig(100 * self.subnormal_share)}%"]
         if self.risk:
             lines.append(f"Risk: {RISK_LABELS[self.risk]}" + (f" ({self.detail})"
                                                               if self.detail else ""))
+        if self.config_risk:
+            lines.append(f"Config: {self.config_risk}")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class OutputError:
-    """How far one model output moved from float32."""
+    """How far one model output moved from float32, as an image."""
 
     label: str
-    rel_l2: float
-    max_abs_err: float
+    psnr_db: float | None  # None: identical
+    error_to_variation: float | None  # None: the output is flat
     nonfinite: int
 
 
@@ -69,84 +78,88 @@ class Training:
     loss_target: list[float]
     loss_scale: list[float] | None
     skipped_steps: int
+    scaler: str | None
 
 
-def finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number, else None."""
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def layer_points(result: dict[str, Any]) -> list[LayerPoint]:
+def layer_points(result: ValidationResult) -> list[LayerPoint]:
     """Every layer the pass measured (layers that produced no values are left out)."""
     points: list[LayerPoint] = []
-    for row in result["layers"]:
-        if not row["values"]:
+    for row in result.layers or []:
+        if not row.values:
             continue
-        detail = row.get("config_risk") or ""
-        if not detail and row.get("risk") == "overflow":
-            detail = f"{row['above_fp16_max']:,} values above 65504"
-        elif not detail and row.get("risk") == "underflow":
-            detail = f"{row['below_fp16_tiny']:,} values below 6e-8"
-        elif not detail and row.get("risk") == "nonfinite":
-            detail = f"{row['nonfinite_target']:,} non-finite values"
-        points.append(LayerPoint(len(points), row["path"], row["class_name"],
-                                 float(row["max_abs"]), finite(row["min_abs_nonzero"]),
-                                 row.get("risk"), detail))
+        points.append(LayerPoint(len(points), row.path, row.class_name, row.max_abs,
+                                 row.min_abs_nonzero, row.underflow_share,
+                                 row.subnormal_share, row.risk,
+                                 row.detail, row.config_risk))
     return points
 
 
-def output_errors(result: dict[str, Any]) -> list[OutputError]:
-    """Relative L2 and max absolute error per output (over its finite values)."""
-    return [OutputError(f"output {row['index']}", finite(row["rel_l2"]) or 0.0,
-                        finite(row["max_abs_err"]) or 0.0, int(row["nonfinite_target"]))
-            for row in result["outputs"]]
+def riskiest(points: list[LayerPoint], count: int) -> list[LayerPoint]:
+    """The ``count`` layers most worth naming: Inf/NaN and overflow first, then config risks,
+    then the largest underflow shares."""
+    flagged = [p for p in points if p.risk or p.config_risk]
+    flagged.sort(key=lambda p: (not p.severe, p.config_risk is None, -p.underflow_share,
+                                -p.max_abs))
+    return flagged[:count]
 
 
-def speed_bars(result: dict[str, Any]) -> Bars:
-    """Forward and training throughput (images per second)."""
-    speed = result.get("speed")
+def underflow_threshold() -> float:
+    """The share (in %) past which a layer is flagged for underflow."""
+    return 100 * UNDERFLOW_SHARE
+
+
+def output_errors(result: ValidationResult) -> list[OutputError]:
+    """PSNR and error relative to the output's variation, per output."""
+    return [OutputError(f"output {row.index}", row.psnr_db, row.error_to_variation,
+                        row.nonfinite_target) for row in result.outputs or []]
+
+
+def speed_bars(result: ValidationResult) -> Bars:
+    """Forward and (where timed) training throughput, images per second."""
+    speed = result.speed
     if not speed:
-        return Bars([], [], [], "Speed was not measured.")
-    return Bars(["forward", "training"],
-                [finite(speed.get("forward_float32_ips")), finite(speed.get("train_float32_ips"))],
-                [finite(speed.get("forward_target_ips")), finite(speed.get("train_target_ips"))])
+        return Bars([], [], [], PENDING if not result.complete else "Speed was not measured.")
+    groups, fp32, target = ["forward"], [speed.forward_float32_ips], [speed.forward_target_ips]
+    if speed.train_float32_ips is not None or speed.train_target_ips is not None:
+        groups.append("training")
+        fp32.append(speed.train_float32_ips)
+        target.append(speed.train_target_ips)
+    return Bars(groups, fp32, target)
 
 
-def memory_bars(result: dict[str, Any]) -> Bars:
+def memory_bars(result: ValidationResult) -> Bars:
     """Peak device memory (MB) of the forward passes, where the backend reports it."""
-    speed = result.get("speed") or {}
-    fp32, target = (finite(speed.get("peak_memory_float32_mb")),
-                    finite(speed.get("peak_memory_target_mb")))
+    speed = result.speed
+    if not speed:
+        return Bars([], [], [], PENDING if not result.complete else "Speed was not measured.")
+    fp32, target = speed.peak_memory_float32_mb, speed.peak_memory_target_mb
     if fp32 is None and target is None:
-        note = ("n/a on CPU" if result["device"]["kind"] == "cpu"
+        note = ("n/a on CPU" if result.runtime.kind == "cpu"
                 else "not reported by this backend")
         return Bars([], [], [], note)
     return Bars(["peak memory"], [fp32], [target])
 
 
-def training_curves(result: dict[str, Any]) -> Training | None:
-    """The training check's losses and loss scale; None when it did not run."""
-    training = result.get("training")
+def training_curves(result: ValidationResult) -> Training | None:
+    """The training check's losses and loss scale; None when it did not run (yet)."""
+    training = result.training
     if not training:
         return None
-    fp32, target = training["float32"], training["target"]
-    return Training(list(range(1, len(fp32["loss"]) + 1)),
-                    [float(v) for v in fp32["loss"]], [float(v) for v in target["loss"]],
-                    [float(v) for v in target["loss_scale"]] if target.get("loss_scale")
-                    else None,
-                    int(target.get("skipped_steps", 0)))
+    fp32, target = training.float32, training.target
+    return Training(list(range(1, len(fp32.loss) + 1)), list(fp32.loss), list(target.loss),
+                    list(target.loss_scale) if target.loss_scale else None,
+                    target.skipped_steps, training.scaler)
 
 
-def run_summary(result: dict[str, Any]) -> str:
-    """One line: what was compared, on which device and backend, with which inputs."""
-    device, inputs = result["device"], result["inputs"]
-    where = device["name"] if device["kind"] == "cpu" else f"GPU {device['name']}"
-    training = result.get("training")
-    steps = f", {training['steps']} training steps" if training else ", no training check"
-    pins = result.get("pins") or []
-    kept = f", {len(pins)} layer(s) kept float32" if pins else ""
-    return (f"float32 vs {result['policy']}{kept} · {where}, {device['backend']} backend · "
-            f"{inputs['source']} inputs, batch {inputs['batch']}{steps} · "
-            f"{result.get('seconds', 0):.0f} s")
+def run_summary(result: ValidationResult) -> str:
+    """One line: what was compared, where (Python, backend, Keras, device), with which inputs."""
+    run, inputs = result.runtime, result.inputs
+    training = result.training
+    steps = (f", {training.steps} training steps" if training
+             else "" if not result.complete else ", no training check")
+    kept = f", {len(result.pins)} layer(s) kept float32" if result.pins else ""
+    took = f" · {sig(result.seconds)} s" if result.complete else ""
+    return (f"float32 vs {result.policy}{kept} · {run.where}, {run.backend} backend, Keras "
+            f"{run.keras_version}, Python {run.python_version} ({run.python}) · "
+            f"{inputs.source} inputs, batch {inputs.batch} + {len(inputs.stress)} stress"
+            f"{steps}{took}" + "".join(f"\n{note}" for note in result.notes))

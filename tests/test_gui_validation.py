@@ -1,7 +1,8 @@
-"""The Validation tab: real validations from the GUI worker, cancel, crashes, and the plots'
-data read from hand-written result documents (no Keras)."""
+"""The Validation tab: real validations from the GUI worker, stages as they arrive, cancel,
+crashes, and the plots' data read from hand-made results (no Keras)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -10,84 +11,22 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
+from PySide6.QtWidgets import QApplication, QScrollArea
 
-from fsprec.core.validate import runner
+from fsprec.core.validate import Options, runner, run_validation
+from fsprec.core.validate.result import CPU_NO_TRAINING, ValidationResult
 from fsprec.gui import jobs
-from fsprec.gui.plots import RISK_COLOR, power_of_ten
+from fsprec.gui.plots import RISK_COLOR, WARN_COLOR, power_of_ten
 from fsprec.gui.theme import verdict_color
-from fsprec.gui.validation_data import (layer_points, memory_bars, output_errors, run_summary,
-                                        speed_bars, training_curves)
+from fsprec.gui.validation_data import (PENDING, layer_points, memory_bars, output_errors,
+                                        riskiest, run_summary, speed_bars, training_curves)
+from validation_samples import MEASURED, layer_row, sample_result
 
 TIMEOUT_MS = 180_000
-MEASURED = ["encoder/conv_8_0_conv2d", "encoder/boost", "encoder/shrink", "encoder/dense",
-            "decoder_a/face_out_a_0"]
 
 
-def layer_row(path: str, max_abs: float = 1.0, min_abs: float | None = 1e-3,
-              risk: str | None = None, values: int = 100, **extra) -> dict:
-    """One ``layers`` entry of a result document."""
-    row = {"path": path, "class_name": "Conv2D", "eligible": True, "values": values,
-           "max_abs": max_abs, "min_abs_nonzero": min_abs, "nonfinite": 0,
-           "above_fp16_max": 0, "below_fp16_tiny": 0, "overflow": risk == "overflow",
-           "underflow": risk == "underflow", "nonfinite_target": 0,
-           "introduces_nonfinite": risk == "nonfinite", "config_risk": None, "risk": risk}
-    row.update(extra)
-    return row
-
-
-def sample_result(folder: str = "/models/tinyae", status: str = "safe_with_pins",
-                  kind: str = "cpu", training: bool = True, loss_scale: bool = True,
-                  speed: bool = True, layers: list[dict] | None = None) -> dict:
-    """A result document as ``fsprec validate --json`` writes it (schema fsprec.validation/1)."""
-    pins = ["boost", "shrink"] if status == "safe_with_pins" else []
-    memory = 812.5 if kind == "gpu" else None
-    return {
-        "schema": "fsprec.validation/1",
-        "model": {"folder": folder, "plugin": "tinyae", "format": "keras3",
-                  "precision": "float32"},
-        "policy": "mixed_float16", "pins": [],
-        "device": {"backend": "torch", "kind": kind,
-                   "name": "NVIDIA H200" if kind == "gpu" else "CPU"},
-        "inputs": {"source": "synthetic", "batch": 2, "shapes": [[2, 16, 16, 3]]},
-        "tolerance": {"rel_l2": 0.01},
-        "outputs": [
-            {"index": 0, "shape": [2, 16, 16, 3], "max_abs_err": 0.002, "mean_abs_err": 1e-4,
-             "rel_l2": 0.004, "psnr_db": 50.0, "nonfinite_fp32": 0, "nonfinite_target": 0},
-            {"index": 1, "shape": [2, 16, 16, 3], "max_abs_err": 0.0, "mean_abs_err": 0.0,
-             "rel_l2": 0.0, "psnr_db": None, "nonfinite_fp32": 0, "nonfinite_target": 1536}],
-        "layers": layers if layers is not None else [
-            layer_row("face_in_a", values=0, max_abs=0.0, min_abs=None),
-            layer_row(MEASURED[0]),
-            layer_row(MEASURED[1], max_abs=2.7e5, min_abs=88.7, risk="nonfinite",
-                      above_fp16_max=17, nonfinite_target=2048),
-            layer_row(MEASURED[2], min_abs=None),
-            layer_row(MEASURED[3], min_abs=1e-9, risk="underflow", below_fp16_tiny=40),
-            layer_row(MEASURED[4], max_abs=0.5, min_abs=0.49)],
-        "training": None if not training else {
-            "steps": 3,
-            "float32": {"loss": [0.5, 0.4, 0.3], "loss_scale": None, "skipped_steps": 0,
-                        "images_per_s": 600.0},
-            "target": {"loss": [0.5, float("nan"), 0.3],
-                       "loss_scale": [32768.0, 16384.0, 16384.0] if loss_scale else None,
-                       "skipped_steps": 1, "images_per_s": 650.0}},
-        "speed": None if not speed else {
-            "forward_float32_ips": 1000.0, "forward_target_ips": 2500.0, "speedup": 2.5,
-            "peak_memory_float32_mb": memory, "peak_memory_target_mb": memory and 500.0,
-            "train_float32_ips": 600.0 if training else None,
-            "train_target_ips": 650.0 if training else None},
-        "autopin": {"pins": pins, "passed": True, "evaluations": 5} if pins else None,
-        "verdict": {"status": status, "pins": pins,
-                    "text": {"safe": "safe: outputs within 0.40% of float32.",
-                             "safe_with_pins": "safe with pins: boost, shrink — without them, "
-                                               "1536 non-finite output values.",
-                             "not_safe": "not safe: 1536 non-finite output values."}[status]},
-        "seconds": 12.3,
-    }
-
-
-# --- The plots' data, from result documents -------------------------------------------------
+# --- The plots' data, from results ------------------------------------------------------------
 
 def test_layer_points_one_per_measured_layer_in_model_order():
     points = layer_points(sample_result())
@@ -96,42 +35,50 @@ def test_layer_points_one_per_measured_layer_in_model_order():
     boost = points[1]
     assert (boost.max_abs, boost.min_abs, boost.risk) == (2.7e5, 88.7, "nonfinite")
     assert "encoder/boost" in boost.tooltip and "Inf/NaN" in boost.tooltip
-    assert "2,048 non-finite values" in boost.tooltip
+    assert "2,048 non-finite values" in boost.tooltip and "270000" in boost.tooltip
     assert points[2].min_abs is None and "none (all zero)" in points[2].tooltip
-    assert points[3].risk == "underflow" and "40 values below 6e-8" in points[3].tooltip
+    assert points[3].risk == "underflow" and "4% of non-zero values flush to zero" in \
+        points[3].tooltip
     assert points[0].risk is None and "Risk" not in points[0].tooltip
+
+
+def test_only_the_riskiest_layers_are_named():
+    rows = [layer_row(f"encoder/under_{i}", risk="underflow", below_fp16_tiny=i + 2)
+            for i in range(8)]
+    rows.insert(3, layer_row("encoder/boost", max_abs=1e6, risk="overflow", above_fp16_max=3))
+    named = riskiest(layer_points(sample_result(status="safe", layers=rows)), 3)
+    assert [p.path for p in named] == ["encoder/boost", "encoder/under_7", "encoder/under_6"]
 
 
 def test_output_errors_speed_memory_and_training():
     result = sample_result()
     errors = output_errors(result)
-    assert [(e.label, e.rel_l2, e.max_abs_err, e.nonfinite) for e in errors] == [
-        ("output 0", 0.004, 0.002, 0), ("output 1", 0.0, 0.0, 1536)]
-    speed = speed_bars(result)
-    assert speed.groups == ["forward", "training"]
-    assert (speed.float32, speed.target) == ([1000.0, 600.0], [2500.0, 650.0])
+    assert [(e.label, e.psnr_db, e.error_to_variation, e.nonfinite) for e in errors] == [
+        ("output 0", 52.0, 0.05, 0), ("output 1", None, 0.0, 1536)]
+    speed = speed_bars(result)  # training was not timed (a CPU): forward only
+    assert (speed.groups, speed.float32, speed.target) == (["forward"], [1000.0], [2500.0])
     assert memory_bars(result).groups == [] and memory_bars(result).note == "n/a on CPU"
     gpu = memory_bars(sample_result(kind="gpu"))
     assert (gpu.groups, gpu.float32, gpu.target) == (["peak memory"], [812.5], [500.0])
     curves = training_curves(result)
     assert curves.steps == [1, 2, 3] and curves.loss_float32 == [0.5, 0.4, 0.3]
     assert math.isnan(curves.loss_target[1]) and curves.skipped_steps == 1
-    assert curves.loss_scale == [32768.0, 16384.0, 16384.0]
+    assert curves.loss_scale == [65536.0, 32768.0, 32768.0]
+    assert curves.scaler == "torch.amp.GradScaler"
     assert training_curves(sample_result(training=False)) is None
     assert training_curves(sample_result(loss_scale=False)).loss_scale is None
     assert speed_bars(sample_result(speed=False)).note == "Speed was not measured."
-    no_training = speed_bars(sample_result(training=False))
-    assert no_training.float32 == [1000.0, None]
     summary = run_summary(sample_result(kind="gpu"))
-    assert "GPU NVIDIA H200" in summary and "torch backend" in summary
-    assert "3 training steps" in summary and "batch 2" in summary
+    assert "GPU NVIDIA H200" in summary and "torch backend, Keras 3.14.1" in summary
+    assert "/envs/faceswap/bin/python" in summary
+    assert "3 training steps" in summary and "batch 2 + 4 stress" in summary
 
 
 def test_power_of_ten_labels():
     assert [power_of_ten(e) for e in (-8, 0, 5)] == ["10⁻⁸", "1", "10⁵"]
 
 
-# --- The view, from result documents --------------------------------------------------------
+# --- The view, from results -------------------------------------------------------------------
 
 @pytest.fixture
 def view(qtbot, gui_settings):
@@ -175,36 +122,102 @@ def test_plots_show_the_result(view):
     spots = view.layer_plot.scatter.points()
     maxima = [s for s in spots if s.symbol() == "o"]
     assert sorted(s.data() for s in maxima) == list(range(len(MEASURED)))
-    red = {view.layer_plot.points[s.data()].path for s in spots
-           if s.brush().color() == RISK_COLOR}
-    assert red == {"encoder/boost", "encoder/dense"}
-    assert "boost" in texts(view.layer_plot)  # risky layers are named beside their point
-    # A non-finite output fills its bar in red and says so; the other shows its error in %.
-    assert texts(view.rel_plot) == ["0.4%", "Inf/NaN"]
-    assert bar_heights(view.speed_plot) == [1000.0, 600.0, 2500.0, 650.0]
-    assert "2.50× float32" in view.speed_plot.plotItem.titleLabel.text
+    colour = {view.layer_plot.points[s.data()].path: s.brush().color() for s in maxima}
+    assert colour["encoder/boost"] == RISK_COLOR and colour["encoder/dense"] == WARN_COLOR
+    assert sorted(p for p, c in colour.items() if c in (RISK_COLOR, WARN_COLOR)) == \
+        ["encoder/boost", "encoder/dense"]
+    assert {"boost", "dense"} <= set(texts(view.layer_plot))  # the riskiest are named
+    # PSNR per output in dB (a non-finite output fills its bar in red and says so).
+    assert texts(view.psnr_plot) == ["52 dB", "Inf/NaN"]
+    assert bar_heights(view.psnr_plot) == [52.0, 52.0]  # the Inf/NaN output's bar is full
+    assert texts(view.ratio_plot) == ["5%", "Inf/NaN"]
+    assert bar_heights(view.speed_plot) == [1000.0, 2500.0]
+    assert texts(view.speed_plot) == ["1000", "2500"]
+    assert "2.5× float32" in view.speed_plot.plotItem.titleLabel.text
     assert texts(view.memory_plot) == ["n/a on CPU"]
-    assert view.scale_plot.title == "Loss scale (1 step skipped)"
-    # Right-clicking a plot offers pyqtgraph's export dialog (PNG, SVG, CSV).
-    for plot in (view.layer_plot, view.rel_plot, view.loss_plot):
+    assert view.scale_plot.title == "Loss scale, torch.amp.GradScaler (1 step skipped)"
+    underflow = {view.underflow_plot.points[s.data()].path: s.pos().y()
+                 for s in view.underflow_plot.scatter.points() if s.symbol() == "o"}
+    assert underflow["encoder/dense"] == pytest.approx(4.0)
+    # Right-clicking a plot offers zoom, reset and pyqtgraph's export dialog (PNG, SVG, CSV).
+    for plot in (view.layer_plot, view.psnr_plot, view.loss_plot):
         assert plot.plotItem.vb.menuEnabled()
         assert "Export..." in [a.text() for a in plot.scene().contextMenu]
+        assert {"Zoom in", "Zoom out", "Reset view"} <= {
+            a.text() for a in plot.plotItem.vb.menu.actions()}
+
+
+def test_small_speeds_keep_two_significant_digits(view):
+    result = sample_result(kind="gpu")
+    result.speed.forward_float32_ips, result.speed.forward_target_ips = 0.42, 0.061
+    view.show_result(result)
+    assert texts(view.speed_plot) == ["0.42", "0.061"]
+    assert texts(view.memory_plot) == ["810 MB", "500 MB"]
+
+
+def test_the_wheel_scrolls_the_page_and_ctrl_wheel_zooms(view, qtbot):
+    view.resize(700, 400)
+    view.show_result(sample_result())
+    scroll = view.findChild(QScrollArea)
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=5_000)
+    plot = view.layer_plot
+    before_range = plot.plotItem.vb.viewRange()
+    bar = scroll.verticalScrollBar()
+    bar.setValue(0)
+    start = bar.value()
+
+    def wheel(modifiers):
+        centre = QPointF(plot.viewport().rect().center())
+        event = QWheelEvent(centre, plot.viewport().mapToGlobal(centre), QPoint(0, 0),
+                            QPoint(0, -120), Qt.MouseButton.NoButton, modifiers,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(plot.viewport(), event)
+        QApplication.processEvents()
+
+    wheel(Qt.KeyboardModifier.NoModifier)
+    assert bar.value() > start  # the page scrolled
+    assert plot.plotItem.vb.viewRange() == before_range  # the plot did not zoom
+    wheel(Qt.KeyboardModifier.ControlModifier)
+    assert plot.plotItem.vb.viewRange() != before_range  # Ctrl+wheel zooms
+    plot.reset_action.trigger()
+    after = plot.plotItem.vb.viewRange()
+    assert [pytest.approx(a) for a in before_range] == after
+
+
+def test_a_partial_result_fills_in_what_was_measured(view):
+    view.show_running("tinyae: float32 against mixed float16")
+    view.show_eta(42.4)
+    view.show_progress("Output parity", 1, 2)
+    assert view.verdict.text() == "Validating: Output parity (1 of 2)… About 42 s left."
+    full = sample_result()
+    partial = ValidationResult(full.model, full.policy, full.pins, full.runtime, full.inputs,
+                               full.thresholds, outputs=full.outputs, stress=full.stress)
+    view.show_stage("parity", partial)
+    assert texts(view.psnr_plot) == ["52 dB", "Inf/NaN"]
+    assert texts(view.layer_plot) == [PENDING]
+    assert texts(view.loss_plot) == [PENDING] and texts(view.speed_plot) == [PENDING]
+    assert "Measured so far: parity" in view.summary.text()
+    assert view.cancel_button.isVisible() and view.result is None
 
 
 def test_gpu_memory_and_missing_parts(view):
     view.show_result(sample_result(kind="gpu"))
     assert bar_heights(view.memory_plot) == [812.5, 500.0]
-    assert texts(view.memory_plot) == ["812 MB", "500 MB"]
     view.show_result(sample_result(training=False, speed=False))
     assert texts(view.loss_plot) == ["No training check (Steps is 0 in Settings)."]
     assert texts(view.speed_plot) == ["Speed was not measured."]
+    quick = sample_result(training=False)
+    quick.notes.append(CPU_NO_TRAINING)
+    view.show_result(quick)
+    assert texts(view.loss_plot) == ["No training check on a CPU (float16 is emulated there)."]
+    assert "float16 is emulated" in view.summary.text()
     view.show_result(sample_result(loss_scale=False))
     assert texts(view.scale_plot) == ["No loss scaling with mixed float16."]
 
 
 def test_plots_follow_the_palette(view, qapp):
     view.show_result(sample_result())
-    plots = (view.layer_plot, view.rel_plot, view.loss_plot)
+    plots = (view.layer_plot, view.psnr_plot, view.loss_plot, view.underflow_plot)
     original = qapp.palette()
     dark = QPalette(original)
     for role, color in ((QPalette.ColorRole.Base, "#17181a"), (QPalette.ColorRole.Text, "#e8eaed"),
@@ -232,16 +245,74 @@ def risky(tmp_path_factory) -> Path:
     return build_model_folder(tmp_path_factory.mktemp("risky") / "model", overflow=True)
 
 
+def wire_typed_results(window, monkeypatch) -> None:
+    """The window's result handler as the validation flow must wire it (the lead moves it into
+    the flow): the result is a ValidationResult, not a dict."""
+    def validated(result: ValidationResult) -> None:
+        window.validation_view().show_result(result)
+        window._show_validation_tab()
+        window.log(f"Validation of {Path(result.model.folder).name}: {result.verdict.text}")
+    monkeypatch.setattr(window, "_validated", validated)
+
+
 @pytest.fixture
-def validating_window(window, qtbot, gui_settings, risky):
+def validating_window(window, qtbot, gui_settings, risky, monkeypatch):
     """The window on the risky model, validating quickly on the CPU with TensorFlow."""
     gui_settings.keras_backend = "tensorflow"
     gui_settings.device = "cpu"
     gui_settings.validation_batch = 2
     gui_settings.validation_steps = 2
+    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_path(risky)
     return window
+
+
+def test_the_quick_pass_fills_the_tab_stage_by_stage_and_matches_the_cli(
+        view, qtbot, risky, capsys, no_dangling_threads):
+    """A real quick CPU pass: each stage reaches the view as it is measured, in order, and
+    the final tab shows what `fsprec validate --json` reports."""
+    from fsprec.core.cli import main
+    from fsprec.gui.workers import Job, JobRunner
+
+    shown: list[tuple[str, bool]] = []
+    original = view.show_stage
+
+    def record(stage, partial):
+        shown.append((stage, partial.verdict is None))
+        original(stage, partial)
+    view.stageMeasured.disconnect(view.show_stage)
+    view.stageMeasured.connect(record)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    job = Job("Validating", lambda task: run_validation(
+        risky, Options(steps=2), "cpu", on_progress=task.progress, cancel=task.cancel_event,
+        env=env, on_stage=view.on_stage, on_eta=view.on_eta))
+    job.progress.connect(view.show_progress)
+    job.finished.connect(view.show_result)
+    etas: list[float | None] = []
+    view.etaChanged.connect(etas.append)
+    runner_ = JobRunner()
+    view.show_running("tinyae: float32 against mixed float16 on the CPU")
+    with qtbot.waitSignal(job.ended, timeout=TIMEOUT_MS):
+        runner_.start(job)
+    runner_.shutdown()
+    assert shown == [("parity", True), ("risk map", True), ("training", True),
+                     ("speed", True), ("auto-pin", True)]
+    assert any(eta is not None and eta > 0 for eta in etas)
+    result = view.result
+    assert view.badge.text() == "Safe with pins"
+
+    assert main(["validate", str(risky), "--steps", "2", "--device", "cpu", "--json"]) == 1
+    cli = json.loads(capsys.readouterr().out)
+    assert view.verdict.text() == cli["verdict"]["text"][:1].upper() + cli["verdict"]["text"][1:]
+    assert view.result.verdict.pins == cli["verdict"]["pins"]
+    plotted = [p.path for p in view.layer_plot.points]
+    assert plotted == [row["path"] for row in cli["layers"] if row["values"]]
+    assert [(p.path, p.risk) for p in view.layer_plot.points] == \
+        [(row["path"], row["risk"]) for row in cli["layers"] if row["values"]]
+    assert [o.nonfinite_target for o in result.outputs] == \
+        [o["nonfinite_target"] for o in cli["outputs"]]
+    assert cli["runtime"]["backend"] == result.runtime.backend == "tensorflow"
 
 
 def validation_children() -> list[int]:
@@ -291,13 +362,13 @@ def test_validation_of_a_risky_model(validating_window, qtbot, message_boxes):
     assert message_boxes == []
     result = view.result
     assert view.badge.text() == "Safe with pins"
-    assert view.verdict.text().startswith("Safe with pins: boost, shrink")
+    assert view.verdict.text().startswith("Safe with pins: keep boost, shrink in float32")
     assert "tensorflow backend" in view.summary.text() and "CPU" in view.summary.text()
     assert window.validate_action.isEnabled() and not view.cancel_button.isVisible()
     assert "Validation of model: safe with pins" in window.log_view.toPlainText()
 
     # One point per measured layer; encoder/boost is the red one.
-    measured = [row["path"] for row in result["layers"] if row["values"]]
+    measured = [row.path for row in result.layers if row.values]
     plot = view.layer_plot
     maxima = [s for s in plot.scatter.points() if s.symbol() == "o"]
     assert sorted(plot.points[s.data()].path for s in maxima) == sorted(measured)
@@ -330,8 +401,8 @@ def test_cancel_ends_the_child_and_the_ui_goes_idle(validating_window, qtbot,
     window = validating_window
     window.validate()
     view = window.validation_view()
-    qtbot.waitUntil(lambda: "Loading model" in view.verdict.text(), timeout=TIMEOUT_MS)
-    assert validation_children()
+    qtbot.waitUntil(lambda: bool(validation_children()), timeout=TIMEOUT_MS)
+    assert view.verdict.text().startswith("Validating")
     started = time.perf_counter()
     with qtbot.waitSignal(window.job_status.ended, timeout=10_000):
         qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
@@ -349,8 +420,7 @@ def test_cancel_ends_the_child_and_the_ui_goes_idle(validating_window, qtbot,
 def test_closing_the_window_while_validating(validating_window, qtbot, no_dangling_threads):
     window = validating_window
     window.validate()
-    view = window.validation_view()
-    qtbot.waitUntil(lambda: "Loading model" in view.verdict.text(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(validation_children()), timeout=TIMEOUT_MS)
     started = time.perf_counter()
     window.close()
     assert time.perf_counter() - started < 2.5
@@ -361,7 +431,8 @@ def test_closing_the_window_while_validating(validating_window, qtbot, no_dangli
 
 def test_a_crashing_child_shows_the_error_and_the_app_keeps_going(window, qtbot, gui_settings,
                                                                   monkeypatch, message_boxes):
-    monkeypatch.setattr(runner, "command", lambda folder, options: [
+    wire_typed_results(window, monkeypatch)
+    monkeypatch.setattr(runner, "command", lambda *args: [
         sys.executable, "-c", "import os, sys; print('boom', file=sys.stderr); "
                               "os.kill(os.getpid(), 9)"])
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
@@ -389,6 +460,7 @@ def validate_instantly(monkeypatch, window) -> None:
 
 
 def test_opening_another_model_closes_the_validation_tab(window, qtbot, risky, monkeypatch):
+    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_demo()
     validate_instantly(monkeypatch, window)

@@ -8,8 +8,7 @@ import sys
 import traceback
 
 from ...errors import FsprecError
-from ..options import Options
-from .engine import run
+from ..options import BACKEND_CHOICES, Options, resolve_backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder")
     parser.add_argument("--jsonl", action="store_true", required=True)
     parser.add_argument("--policy", default="mixed_float16")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--steps", type=int)
     parser.add_argument("--images")
     parser.add_argument("--tolerance", type=float)
     parser.add_argument("--no-autopin", action="store_true")
@@ -35,16 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
                       not args.no_autopin, not args.no_speed, args.pin)
     try:
+        os.environ["KERAS_BACKEND"] = resolve_backend(args.backend)  # before Keras loads
+        from importlib.util import find_spec
+        if find_spec("keras") is None:
+            raise FsprecError(f"Keras is not installed in {sys.executable}; install it with "
+                              "`pip install keras`.")
         from . import measure
-        from ...keras.backend import ensure_backend
+        from .engine import run
 
-        ensure_backend()
         if os.environ.get("FSPREC_REQUIRE_GPU") and measure.device_info()["kind"] != "gpu":
             raise FsprecError("No GPU is available to Keras on this machine; use --device "
                               "auto or cpu.")
-        result = run(args.folder, options, lambda s, d, t: send(
-            {"event": "progress", "stage": s, "done": d, "total": t}))
-        send({"event": "result", "result": result})
+        result = run(args.folder, options,
+                     lambda s, d, t, eta: send({"event": "progress", "stage": s, "done": d,
+                                                "total": t, "eta_s": eta}),
+                     lambda stage, partial: send({"event": "stage", "stage": stage,
+                                                  "result": partial.to_json()}))
+        send({"event": "result", "result": result.to_json()})
         return 0
     except FsprecError as err:
         send({"event": "error", "kind": "input", "message": str(err)})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,16 @@ from ...config import entry_name, iter_leaves
 from ...layers import MIXED_POLICIES
 from ...modelfile import open_model
 from ...precision import switch_precision
-from . import autopin, measure
-from .inputs import load_images, synthetic_faces
-from .probe import FLOAT16_TINY, layer_stats
-from ..options import Options
-from ..report import verdict
+from . import autopin, measure, training
+from .inputs import load_images, stress_inputs, synthetic_faces
+from .probe import LayerStats, layer_stats
+from ..options import Options, Preset
+from ..result import (CPU_NO_TRAINING, CPU_NOT_TIMED, FLOAT16_TINY, STRESS_INPUTS, AutoPin,
+                      ConfigRisk, Inputs, LayerRisk, ModelInfo, Speed, Training,
+                      ValidationResult, decide, layer_risk)
 
-Emit = Callable[[str, int, int], None]
+Emit = Callable[[str, int, int, float | None], None]  # stage, done, total, seconds left
+OnStage = Callable[[str, ValidationResult], None]
 
 
 class Builder:
@@ -39,13 +42,24 @@ class Builder:
         self.weights = self.base.get_weights()
         self.objects = compat.custom_objects()
         self._keras = keras
+        self._last: tuple[tuple[str, tuple[str, ...]], Any] | None = None  # one model kept
 
     def build(self, policy: str, pins: list[str] | tuple[str, ...] = (),
               fresh: bool = False) -> Any:
-        """The model with its eligible layers in ``policy`` and ``pins`` in float32 (a new
-        model when ``fresh``, else the loaded float32 model is reused for float32)."""
+        """The model with its eligible layers in ``policy`` and ``pins`` in float32: a new one
+        when ``fresh`` (to train), else the loaded float32 model or the last one built, which
+        are only ever run forward."""
         if policy == "float32" and not pins and not fresh:
             return self.base
+        key = (policy, tuple(pins))
+        if not fresh and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        model = self._make(policy, pins)
+        if not fresh:
+            self._last = (key, model)
+        return model
+
+    def _make(self, policy: str, pins: list[str] | tuple[str, ...]) -> Any:
         config = switch_precision(self.config, self.folder.eligible, policy, pins, 3)
         if self.folder.format == "keras3":
             model = self._keras.saving.deserialize_keras_object(config,
@@ -56,15 +70,16 @@ class Builder:
         return model
 
 
-def make_inputs(model: Any, options: Options) -> list[np.ndarray]:
-    """One batch per model input, at the model's input size."""
+def make_inputs(model: Any, options: Options, batch: int) -> list[np.ndarray]:
+    """Per model input: ``batch`` faces, then one image per stress input."""
     batches = []
     for index, tensor in enumerate(model.inputs):
         _, height, width, channels = tensor.shape
         if options.images:
-            batches.append(load_images(options.images, options.batch, height, width, channels))
+            faces = load_images(options.images, batch, height, width, channels)
         else:
-            batches.append(synthetic_faces(options.batch, height, width, channels, seed=index))
+            faces = synthetic_faces(batch, height, width, channels, seed=index)
+        batches.append(np.concatenate([faces, stress_inputs(height, width, channels)]))
     return batches
 
 
@@ -80,115 +95,187 @@ def config_risks(builder: Builder) -> dict[str, str]:
     return risks
 
 
-def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t: None
-        ) -> dict[str, Any]:
-    """Validate ``folder`` for ``options.policy``; returns the result document."""
+class Clock:
+    """Seconds left: an estimate per remaining stage, replaced by what was measured."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.plan: dict[str, float] = {}
+
+    def left(self, stage: str, done: int, total: int) -> float | None:
+        if not self.plan:
+            return None
+        share = 1 - done / total if total else 1.0
+        stages = list(self.plan)
+        rest = stages[stages.index(stage) + 1:] if stage in self.plan else stages
+        return self.plan.get(stage, 0.0) * share + sum(self.plan[s] for s in rest)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.emit(stage, done, total, self.left(stage, done, total))
+
+
+def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t, e: None,
+        on_stage: OnStage = lambda stage, partial: None) -> ValidationResult:
+    """Validate ``folder`` for ``options.policy``; the partial result reaches ``on_stage``
+    after each stage, the whole result is returned."""
     started = time.perf_counter()
     if options.policy not in MIXED_POLICIES:
         raise ValueError("validation compares float32 against a mixed policy")
-    emit("Loading model", 0, 1)
+    clock = Clock(emit)
+    clock.progress("Loading model", 0, 1)
     builder = Builder(Path(folder))
-    inputs = make_inputs(builder.base, options)
-    emit("Loading model", 1, 1)
-
-    emit("Output parity", 0, 2)
-    fp32_stats, fp32_outputs = layer_stats(builder.base, inputs)
+    runtime = measure.runtime()
+    preset = options.preset(runtime.kind)
+    inputs = make_inputs(builder.base, options, preset.batch)
+    faces = [x[:preset.batch] for x in inputs]
+    clock.progress("Loading model", 1, 1)
     pins = builder.folder.pinned if options.pins is None else list(options.pins)
-    target = builder.build(options.policy, pins)
-    target_stats, target_outputs = layer_stats(target, inputs)
-    outputs = measure.parity(fp32_outputs, target_outputs)
-    emit("Output parity", 2, 2)
+    result = ValidationResult(
+        model=ModelInfo(str(builder.folder.path), builder.folder.plugin, builder.folder.format,
+                        builder.folder.precision),
+        policy=options.policy, pins=pins, runtime=runtime,
+        inputs=Inputs("images" if options.images else "synthetic", preset.batch,
+                      [list(x.shape) for x in faces]),
+        thresholds=options.thresholds)
+
+    clock.progress("Output parity", 0, 2)
+    begun = time.perf_counter()
+    fp32_stats, fp32_outputs = layer_stats(builder.base, inputs)
+    eager = time.perf_counter() - begun
+    emulated = 3.0 if runtime.kind == "cpu" else 1.0  # float16 is emulated on a CPU
+    clock.plan = {"Output parity": eager * emulated,
+                  "Training check": 8 * eager * (1 + emulated) * preset.steps / preset.batch,
+                  "Speed": 2 * (preset.speed_seconds + (1 + preset.speed_calls) * eager * emulated
+                                / 2) if options.speed else 0.0}
+    clock.progress("Output parity", 1, 2)
+    target_stats, target_outputs = layer_stats(builder.build(options.policy, pins), inputs)
+    clock.progress("Output parity", 2, 2)
+    result.outputs, result.stress = _parity(fp32_outputs, target_outputs, preset.batch)
+    on_stage("parity", result)
 
     risks = config_risks(builder)
-    eligible = set(builder.folder.eligible)
-    layers = []
-    for path, stats in fp32_stats.items():
-        row = stats.to_json()
-        row["eligible"] = path.rsplit("/", 1)[-1] in eligible
-        mixed = target_stats.get(path)
-        row["nonfinite_target"] = mixed.nonfinite if mixed else 0
-        row["introduces_nonfinite"] = bool(mixed and mixed.introduces_nonfinite)
-        row["config_risk"] = risks.get(path)
-        row["risk"] = _risk(row)
-        layers.append(row)
+    result.layers = _layers(builder, fp32_stats, target_stats, risks)
+    result.config_risks = [ConfigRisk(path, reason, "") for path, reason in risks.items()]
+    _settle_config_risks(result, pins)
+    on_stage("risk map", result)
 
-    training = None
-    if options.steps > 0:
-        emit("Training check", 0, 2 * options.steps)
-        fp32_run = measure.training_run(builder.build("float32", fresh=True), "float32",
-                                        inputs, options.steps,
-                                        lambda s: emit("Training check", s, 2 * options.steps))
-        mixed_run = measure.training_run(
-            builder.build(options.policy, pins), options.policy, inputs, options.steps,
-            lambda s: emit("Training check", options.steps + s, 2 * options.steps))
-        training = {"steps": options.steps, "float32": fp32_run, "target": mixed_run}
+    if preset.steps > 0:
+        result.training = _training(builder, options.policy, pins, faces, preset, runtime.kind,
+                                    clock)
+        if not result.training.timed:
+            result.notes.append(CPU_NOT_TIMED)
+        on_stage("training", result)
+    elif runtime.kind == "cpu" and options.steps is None:
+        result.notes.append(CPU_NO_TRAINING)
+    if options.speed:
+        result.speed = _speed(builder, options.policy, pins, faces, preset, clock)
+        if result.training is not None and result.training.timed:
+            result.speed.train_float32_ips = result.training.float32.images_per_s
+            result.speed.train_target_ips = result.training.target.images_per_s
+        on_stage("speed", result)
 
-    speed = _speed(builder, options.policy, pins, inputs, emit) if options.speed else None
-    if speed is not None and training is not None:
-        speed["train_float32_ips"] = training["float32"]["images_per_s"]
-        speed["train_target_ips"] = training["target"]["images_per_s"]
-
-    tolerance = options.rel_l2_tolerance
-    search = None
-    if options.autopin and not measure.outputs_ok(outputs, tolerance):
-        emit("Auto-pin", 0, 1)
-        risky = [row["path"].rsplit("/", 1)[-1] for row in layers
-                 if row["eligible"] and row["risk"] in ("overflow", "nonfinite")]
-
-        def passes(candidate: list[str]) -> bool:
-            emit("Auto-pin", 0, 1)
-            model = builder.build(options.policy, candidate)
-            return measure.outputs_ok(measure.parity(fp32_outputs,
-                                                     measure.forward(model, inputs)), tolerance)
-
-        found = autopin.search(list(dict.fromkeys(builder.folder.eligible)), passes,
-                               [*pins, *risky])
-        search = asdict(found)
-        emit("Auto-pin", 1, 1)
-
-    result = {
-        "schema": "fsprec.validation/1",
-        "model": {"folder": str(builder.folder.path), "plugin": builder.folder.plugin,
-                  "format": builder.folder.format, "precision": builder.folder.precision},
-        "policy": options.policy,
-        "pins": pins,
-        "device": measure.device_info(),
-        "inputs": {"source": "images" if options.images else "synthetic",
-                   "batch": options.batch, "shapes": [list(x.shape) for x in inputs]},
-        "tolerance": {"rel_l2": tolerance},
-        "outputs": outputs,
-        "layers": layers,
-        "training": training,
-        "speed": speed,
-        "autopin": search,
-    }
-    result["verdict"] = verdict(result)
-    result["seconds"] = time.perf_counter() - started
+    if options.autopin and result.problems():
+        result.autopin = _autopin(builder, result, inputs, fp32_outputs, clock)
+        _settle_config_risks(result, result.autopin.pins if result.autopin.passed else pins)
+        on_stage("auto-pin", result)
+    result.verdict = decide(result)
+    result.seconds = time.perf_counter() - started
     return result
 
 
-def _risk(row: dict[str, Any]) -> str | None:
-    """The layer's own risk (a layer only passing on non-finite values has none)."""
-    if row["introduces_nonfinite"]:
-        return "nonfinite"
-    if row["overflow"]:
-        return "overflow"
-    if row["underflow"] or row["config_risk"]:
-        return "underflow"
-    return None
+def _parity(fp32: list[np.ndarray], target: list[np.ndarray], batch: int):
+    """Face rows' parity and the stress rows' non-finite counts."""
+    outputs = measure.parity([o[:batch] for o in fp32], [o[:batch] for o in target])
+    stress = measure.stress(STRESS_INPUTS, [o[batch:] for o in fp32],
+                            [o[batch:] for o in target])
+    return outputs, stress
 
 
-def _speed(builder: Builder, policy: str, pins: list[str], inputs: list[np.ndarray],
-           emit: Emit) -> dict[str, Any]:
-    emit("Speed", 0, 2)
+def _layers(builder: Builder, fp32: dict[str, LayerStats], target: dict[str, LayerStats],
+            risks: dict[str, str]) -> list[LayerRisk]:
+    eligible = set(builder.folder.eligible)
+    rows = []
+    for path, stats in fp32.items():
+        mixed = target.get(path)
+        introduces = bool(mixed and mixed.introduces_nonfinite)
+        rows.append(LayerRisk(
+            path=path, class_name=stats.class_name, eligible=path.rsplit("/", 1)[-1] in eligible,
+            values=stats.values, max_abs=stats.max_abs,
+            min_abs_nonzero=None if stats.min_abs_nonzero == float("inf")
+            else stats.min_abs_nonzero,
+            nonzero=stats.nonzero, above_fp16_max=stats.above_fp16_max,
+            below_fp16_normal=stats.below_fp16_normal, below_fp16_tiny=stats.below_fp16_tiny,
+            nonfinite_target=mixed.nonfinite if mixed else 0, introduces_nonfinite=introduces,
+            config_risk=risks.get(path),
+            risk=layer_risk(stats.overflow, introduces, stats.underflow_share)))
+    return rows
+
+
+def _settle_config_risks(result: ValidationResult, pins: list[str]) -> None:
+    """Each config risk is pinned, harmful (its layer made Inf/NaN) or measured harmless."""
+    blamed = {layer.path for layer in result.layers or [] if layer.risk == "nonfinite"}
+    for risk in result.config_risks or []:
+        name = risk.path.rsplit("/", 1)[-1]
+        risk.outcome = ("pinned" if name in pins else "harmful" if risk.path in blamed
+                        else "harmless")
+
+
+def _training(builder: Builder, policy: str, pins: list[str], faces: list[np.ndarray],
+              preset: Preset, kind: str, clock: Clock) -> Training:
+    import keras
+
+    total = 2 * preset.steps
+    clock.progress("Training check", 0, total)
+    spec = training.optimizer_spec(builder.folder.state.data.get("config")
+                                   if builder.folder.state else None)
+    runs, times = [], []
+    for offset, policy_run, run_pins in ((0, "float32", ()), (preset.steps, policy, pins)):
+        model = builder.build(policy_run, run_pins, fresh=True)
+        batches = [(faces, training.targets_for(model, faces))] * preset.steps
+        run, seconds = training.run(model, policy_run, batches, spec, lambda s, o=offset:
+                                    clock.progress("Training check", o + s, total))
+        runs.append(run)
+        times.append(seconds)
+    timed = kind == "gpu"
+    if timed:
+        for run, seconds in zip(runs, times):
+            run.images_per_s = training.images_per_s(seconds, preset.batch)
+    clock.plan["Training check"] = 0.0
+    return Training(preset.steps, training.scaler_name(policy, keras.backend.backend()),
+                    spec.description, training.LOSS, runs[0], runs[1], timed)
+
+
+def _speed(builder: Builder, policy: str, pins: list[str], faces: list[np.ndarray],
+           preset: Preset, clock: Clock) -> Speed:
+    clock.progress("Speed", 0, 2)
     found: dict[str, Any] = {}
-    batch = inputs[0].shape[0]
     for index, (label, model) in enumerate((("float32", builder.build("float32")),
                                             ("target", builder.build(policy, pins)))):
         measure.reset_peak_memory()
         found[f"forward_{label}_ips"] = measure.throughput(
-            lambda m=model: measure.forward(m, inputs), batch)
+            lambda m=model: measure.forward(m, faces), preset.batch,
+            budget=preset.speed_seconds, minimum=preset.speed_calls)
         found[f"peak_memory_{label}_mb"] = measure.peak_memory_mb()
-        emit("Speed", index + 1, 2)
-    found["speedup"] = found["forward_target_ips"] / found["forward_float32_ips"]
-    return found
+        clock.progress("Speed", index + 1, 2)
+    clock.plan["Speed"] = 0.0
+    return Speed(speedup=found["forward_target_ips"] / found["forward_float32_ips"], **found)
+
+
+def _autopin(builder: Builder, result: ValidationResult, inputs: list[np.ndarray],
+             fp32_outputs: list[np.ndarray], clock: Clock) -> AutoPin:
+    """The smallest pin set found that removes every problem (faces and stress inputs)."""
+    batch = result.inputs.batch
+    clock.progress("Auto-pin", 0, 1)
+
+    def passes(candidate: list[str]) -> bool:
+        clock.progress("Auto-pin", 0, 1)
+        model = builder.build(result.policy, candidate)
+        outputs, stress = _parity(fp32_outputs, measure.forward(model, inputs), batch)
+        return not replace(result, outputs=outputs, stress=stress).problems()
+
+    suspects = [layer.name for layer in result.layers or [] if layer.eligible and (
+        layer.risk in ("overflow", "nonfinite") or layer.config_risk)]
+    found = autopin.search(list(dict.fromkeys(builder.folder.eligible)), passes,
+                           [*result.pins, *suspects])
+    clock.progress("Auto-pin", 1, 1)
+    return AutoPin(found.pins, found.passed, found.evaluations)

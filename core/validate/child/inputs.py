@@ -1,4 +1,5 @@
-"""Validation inputs: the user's face images, or deterministic synthetic faces (numpy only)."""
+"""Validation inputs: the user's face images or deterministic synthetic faces, and the stress
+inputs every pass adds (numpy only)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ...errors import FsprecError
 from ..options import IMAGE_SUFFIXES
-
+from ..result import STRESS_INPUTS
 
 
 def synthetic_faces(batch: int, height: int, width: int, channels: int = 3,
@@ -58,3 +59,12 @@ def load_images(folder: str | Path, batch: int, height: int, width: int,
     if channels != 3:
         stack = np.repeat(stack.mean(axis=-1, keepdims=True), channels, axis=-1)
     return stack
+
+
+def stress_inputs(height: int, width: int, channels: int = 3) -> np.ndarray:
+    """One image per :data:`~..result.STRESS_INPUTS` entry, in that order: a black frame (a
+    fade, a masked area), constant mid-grey, saturated white, and a face at 2% contrast."""
+    face = synthetic_faces(1, height, width, channels, seed=99)[0]
+    images = {"black": np.zeros_like(face), "mid-grey": np.full_like(face, 0.5),
+              "white": np.ones_like(face), "low contrast": 0.5 + 0.02 * (face - face.mean())}
+    return np.stack([images[name] for name in STRESS_INPUTS]).astype("float32")

@@ -2,39 +2,44 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ...layers import MIXED_POLICIES
+from ..result import FLAT_STD, OutputParity, Runtime, StressOutcome
 
 
-def parity(reference: list[np.ndarray], candidate: list[np.ndarray]) -> list[dict[str, Any]]:
-    """Per output: errors of ``candidate`` against the float32 ``reference``."""
+def parity(reference: list[np.ndarray], candidate: list[np.ndarray]) -> list[OutputParity]:
+    """Per output, as images in [0, 1]: ``candidate`` against the float32 ``reference``
+    (over the values finite in both)."""
     rows = []
     for index, (ref, out) in enumerate(zip(reference, candidate)):
         ref64, out64 = ref.astype("float64"), out.astype("float64")
-        finite = np.isfinite(out64)
-        diff = np.where(finite, out64 - ref64, 0.0)
-        norm = float(np.linalg.norm(ref64))
-        mse = float(np.mean(diff ** 2))
-        peak = float(np.max(ref64) - np.min(ref64)) or 1.0
-        rows.append({
-            "index": index, "shape": list(ref.shape),
-            "max_abs_err": float(np.max(np.abs(diff))) if diff.size else 0.0,
-            "mean_abs_err": float(np.mean(np.abs(diff))) if diff.size else 0.0,
-            "rel_l2": float(np.linalg.norm(diff)) / norm if norm else float(np.linalg.norm(diff)),
-            "psnr_db": None if mse == 0 else 10 * math.log10(peak ** 2 / mse),
-            "nonfinite_fp32": int(ref.size - np.count_nonzero(np.isfinite(ref))),
-            "nonfinite_target": int(out.size - np.count_nonzero(finite)),
-        })
+        both = np.isfinite(ref64) & np.isfinite(out64)
+        diff = (out64 - ref64)[both]
+        mse = float(np.mean(diff ** 2)) if diff.size else 0.0
+        std = float(np.std(ref64[both])) if diff.size else 0.0
+        rmse = math.sqrt(mse)
+        rows.append(OutputParity(
+            index=index, shape=list(ref.shape),
+            psnr_db=None if mse == 0 else 10 * math.log10(1.0 / mse),
+            rmse=rmse, max_abs_err=float(np.max(np.abs(diff))) if diff.size else 0.0,
+            std_float32=std, error_to_variation=rmse / std if std >= FLAT_STD else None,
+            nonfinite_float32=int(ref.size - np.count_nonzero(np.isfinite(ref))),
+            nonfinite_target=int(out.size - np.count_nonzero(np.isfinite(out)))))
     return rows
 
 
-def outputs_ok(rows: list[dict[str, Any]], tolerance: float) -> bool:
-    """True when every output is finite and within ``tolerance`` relative L2 error."""
-    return all(r["nonfinite_target"] == 0 and r["rel_l2"] <= tolerance for r in rows)
+def stress(names: Sequence[str], reference: list[np.ndarray], candidate: list[np.ndarray]
+           ) -> list[StressOutcome]:
+    """Non-finite output values per stress image (row ``i`` of every output is ``names[i]``)."""
+    def bad(outputs: list[np.ndarray], row: int) -> int:
+        return sum(int(o[row].size - np.count_nonzero(np.isfinite(o[row]))) for o in outputs)
+    return [StressOutcome(name, bad(reference, row), bad(candidate, row))
+            for row, name in enumerate(names)]
 
 
 def forward(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -54,6 +59,15 @@ def throughput(step: Any, batch: int, budget: float = 1.0, minimum: int = 3) -> 
         step()
         count += 1
     return batch * count / (time.perf_counter() - start)
+
+
+def runtime() -> Runtime:
+    """This Python, the backend, the Keras version and the device Keras computes on."""
+    import keras
+
+    info = device_info()
+    return Runtime(sys.executable, sys.version.split()[0], info["backend"], keras.__version__,
+                   info["kind"], info["name"])
 
 
 def device_info() -> dict[str, Any]:
@@ -116,67 +130,3 @@ def peak_memory_mb() -> float | None:
     return None
 
 
-def targets_for(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Reconstruction targets: each output learns its side's input, resized to its shape
-    (a one-channel output, such as a mask, learns the input's grey level)."""
-    import keras
-
-    targets = []
-    for index, output in enumerate(keras.tree.flatten(model.outputs)):
-        source = inputs[index % len(inputs)]
-        height, width, channels = output.shape[1], output.shape[2], output.shape[3]
-        resized = np.asarray(keras.ops.convert_to_numpy(
-            keras.ops.image.resize(source, (height, width))), "float32")
-        if channels != resized.shape[-1]:
-            resized = np.repeat(resized.mean(axis=-1, keepdims=True), channels, axis=-1)
-        targets.append(np.clip(resized, 0.0, 1.0))
-    return targets
-
-
-def training_run(model: Any, policy: str, inputs: list[np.ndarray], steps: int,
-                 on_step: Any = lambda step: None) -> dict[str, Any]:
-    """``steps`` Adam steps of the model learning to reconstruct its inputs.
-
-    Under ``mixed_float16`` the optimizer is Faceswap's dynamic loss scaling; a step whose
-    gradients are not finite is skipped by it (its scale halves), and counted.
-    """
-    import keras
-
-    from ...keras.settings import Settings
-
-    optimizer = keras.optimizers.Adam(learning_rate=5e-5)
-    if policy == "mixed_float16":
-        optimizer = Settings.loss_scale_optimizer(optimizer)
-    model.compile(optimizer=optimizer, loss="mse")
-    x = inputs if len(inputs) > 1 else inputs[0]
-    targets = targets_for(model, inputs)
-    y = targets if len(targets) > 1 else targets[0]
-    losses, scales, skipped, times = [], [], 0, []
-    for step in range(steps):
-        before = _scale(optimizer)
-        start = time.perf_counter()
-        logs = model.train_on_batch(x, y, return_dict=True)
-        times.append(time.perf_counter() - start)
-        losses.append(float(logs["loss"]))
-        after = _scale(optimizer)
-        scales.append(after)
-        if (before is not None and after is not None and after < before) or \
-                not math.isfinite(losses[-1]):
-            skipped += 1
-        on_step(step + 1)
-    steady = times[2:] or times
-    batch = inputs[0].shape[0]
-    return {"loss": losses, "loss_scale": scales if policy in MIXED_POLICIES else None,
-            "skipped_steps": skipped,
-            "images_per_s": batch * len(steady) / sum(steady) if sum(steady) else None}
-
-
-def _scale(optimizer: Any) -> float | None:
-    import keras
-
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return None
-    scale = getattr(optimizer, "dynamic_scale", None)  # created on the first step
-    if scale is None:
-        return float(optimizer.initial_scale)
-    return float(keras.ops.convert_to_numpy(scale))

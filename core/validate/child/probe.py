@@ -2,7 +2,8 @@
 
 Each layer's ``call`` is wrapped for one forward pass, nested sub-models and shared layers
 included, so every layer output is measured where it is produced, in the dtype it is computed
-in. Float16 limits: values above 65504 overflow; non-zero values below 2**-24 (~6e-8) flush to 0.
+in. float16's limits are in :mod:`..result`: values above 65504 overflow; non-zero values below
+2**-14 (~6.1e-5) turn subnormal and below 2**-24 (~6e-8) flush to zero.
 """
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-FLOAT16_MAX = 65504.0
-FLOAT16_TINY = 2.0 ** -24  # smallest float16 subnormal
-UNDERFLOW_SHARE = 1e-3  # of non-zero values below FLOAT16_TINY before a layer is flagged
+from ..result import FLOAT16_MAX, FLOAT16_MIN_NORMAL, FLOAT16_TINY
 
 
 @dataclass
@@ -29,6 +28,7 @@ class LayerStats:
     min_abs_nonzero: float = float("inf")
     nonfinite: int = 0
     above_fp16_max: int = 0
+    below_fp16_normal: int = 0
     below_fp16_tiny: int = 0
     nonzero: int = 0
     nonfinite_inputs: int = 0
@@ -61,6 +61,7 @@ class LayerStats:
         if nonzero.size:
             self.min_abs_nonzero = min(self.min_abs_nonzero, float(nonzero.min()))
         self.above_fp16_max += int(np.count_nonzero(data > FLOAT16_MAX))
+        self.below_fp16_normal += int(np.count_nonzero(nonzero < FLOAT16_MIN_NORMAL))
         self.below_fp16_tiny += int(np.count_nonzero(nonzero < FLOAT16_TINY))
 
     @property
@@ -69,18 +70,9 @@ class LayerStats:
         return self.above_fp16_max > 0
 
     @property
-    def underflow(self) -> bool:
-        """A noticeable share of non-zero values would flush to zero in float16."""
-        return self.nonzero > 0 and self.below_fp16_tiny / self.nonzero > UNDERFLOW_SHARE
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "class_name": self.class_name, "values": self.values,
-                "max_abs": self.max_abs,
-                "min_abs_nonzero": None if self.min_abs_nonzero == float("inf")
-                else self.min_abs_nonzero,
-                "nonfinite": self.nonfinite, "above_fp16_max": self.above_fp16_max,
-                "below_fp16_tiny": self.below_fp16_tiny, "overflow": self.overflow,
-                "underflow": self.underflow}
+    def underflow_share(self) -> float:
+        """The share of non-zero values that flush to zero in float16."""
+        return self.below_fp16_tiny / self.nonzero if self.nonzero else 0.0
 
 
 def walk_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
