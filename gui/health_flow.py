@@ -187,6 +187,7 @@ class HealthBadges(QObject):
     def request(self, folders: list[Path]) -> None:
         """Badge ``folders``: cached ones now, the others when their check ends."""
         self.cancel()
+        self.job = None
         todo = []
         for folder in folders:
             verdict = health.cached_verdict(folder)
@@ -214,6 +215,8 @@ class HealthBadges(QObject):
 
     @Slot(object)
     def _checked(self, verdicts: dict[str, str]) -> None:
+        if self.sender() is self.job:
+            self.job = None
         for folder, verdict in verdicts.items():
             self.badge.emit(folder, verdict)
 
