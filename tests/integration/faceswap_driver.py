@@ -7,7 +7,8 @@ own argument parser, ``PluginLoader.get_model(plugin)(model_dir, args, predict=F
 it through Faceswap's own trainer on synthetic faces and saves it with Faceswap's own save.
 
 A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "save": bool, "ini": {section:
-{option: value}}}``; a folder without a model gets a new one built by Faceswap. Its report:
+{option: value}}, "forward": npz path or absent}``; a folder without a model gets a new one
+built by Faceswap. Its report:
 ``{"rebuild": bool, "dtypes": {"sub/layer": policy}, "losses": [float], "error": str|null}``.
 This file only drives Faceswap; it is not part of fsprec.
 """
@@ -76,6 +77,12 @@ def set_options(mixed: bool, sections: dict[str, dict[str, object]]) -> None:
     TRAIN_INI.write_text("".join(lines), encoding="utf-8")
 
 
+def reload_config() -> None:
+    """Make Faceswap read train.ini again: it loads it once per process, on first use."""
+    from plugins.train import train_config
+    train_config._IS_LOADED = False
+
+
 def parse_train_args(model_dir: str, plugin: str, faces: Path):
     """``faceswap train -A .. -B .. -m MODEL -t PLUGIN`` through Faceswap's own parser."""
     from lib.cli import args as cli_args
@@ -132,6 +139,7 @@ def run_job(job: dict, faces: Path) -> dict:
     from plugins.train.trainer.base import TrainConfig
 
     set_options(job["mixed"], job.get("ini", {}))
+    reload_config()
     keras.backend.clear_session()
     args = parse_train_args(job["model_dir"], job["plugin"], faces)
     model = PluginLoader.get_model(args.trainer, disable_logging=True)(
@@ -160,7 +168,24 @@ def run_job(job: dict, faces: Path) -> dict:
     if job.get("save"):
         model.io.save(trainer._optimizer if trainer is not None else None, is_exit=True)
     report["seconds"]["save"] = time.monotonic() - start
+    if job.get("forward"):
+        forward(model.model, Path(job["forward"]))
     return report
+
+
+def forward(model, path: Path) -> None:
+    """Faceswap's outputs on ``default_rng(1234).random`` inputs, as in the fixtures'
+    ``reference.npz``: ``input_0..`` and ``output_0..``, ``model(x, training=False)``."""
+    import keras
+    import numpy as np
+    rng = np.random.default_rng(1234)
+    inputs = [rng.random((2, *t.shape[1:]), np.float32) for t in model.inputs]
+    outputs = model(inputs, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    arrays = {f"input_{i}": x for i, x in enumerate(inputs)}
+    arrays |= {f"output_{i}": keras.ops.convert_to_numpy(y).astype(np.float32)
+               for i, y in enumerate(outputs)}
+    np.savez(path, **arrays)
 
 
 def main() -> None:
