@@ -102,6 +102,8 @@ def layer_dtypes(model, prefix: str = "") -> dict[str, str]:
         path = f"{prefix}{layer.name}"
         if isinstance(layer, keras.Model):
             found.update(layer_dtypes(layer, f"{path}/"))
+        elif isinstance(layer, keras.layers.InputLayer):  # its policy is the global one
+            found[path] = layer.output.dtype
         else:
             found[path] = layer.dtype_policy.name
     return found

@@ -171,7 +171,7 @@ def test_faceswap_builds_the_dtypes_the_file_says(cases: dict[str, Case], name: 
     case = _case(cases, name)
     file_dtypes = _file_dtypes(case.by_fsprec)
     live = case.load_report["dtypes"]
-    assert set(live) <= set(file_dtypes) | {p for p in live if p.endswith("input_layer")}
+    assert set(live) <= set(file_dtypes)
     assert {p: d for p, d in live.items() if p in file_dtypes} == {
         p: d for p, d in file_dtypes.items() if p in live}
 
