@@ -24,10 +24,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import atomic, traincfg
+from . import atomic, faceswap, traincfg
 from .archive import CHUNK, open_zip, rewrite_member
 from .errors import FsprecError
-from .layers import MIXED_POLICIES, POLICIES, entry_name, iter_leaves, kept_float32_reason
+from .config import entry_name, iter_leaves
+from .layers import MIXED_POLICIES, POLICIES, kept_float32_reason
 from .modelfile import CONFIG_MEMBER, ModelFolder, open_model, read_config
 from .precision import changed_layers, switch_precision
 from .state import State
@@ -86,7 +87,7 @@ class Plan:
         files = [self.model.model_file]
         if self.model.state_file is not None:
             files.append(self.model.state_file)
-        return [f.with_name(f"{f.name}.bk") for f in files]
+        return [faceswap.backup_of(f) for f in files]
 
     def summary(self) -> list[str]:
         """Plain sentences describing what will happen."""
@@ -203,7 +204,7 @@ def _check_destination(plan_: Plan) -> None:
             raise FsprecError(f"{dest} exists and is not a folder.")
         dest.mkdir(parents=True, exist_ok=True)
         taken = [p.name for p in (dest / plan_.model.model_file.name,
-                                  dest / f"{plan_.model.plugin}_state.json") if p.exists()]
+                                  faceswap.state_file(dest, plan_.model.plugin)) if p.exists()]
         if taken:
             raise FsprecError(f"{dest} already holds {', '.join(taken)}; choose an empty "
                               "folder for the converted copy.")
@@ -306,7 +307,7 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
     _check_destination(plan_)
     dest = plan_.destination
     target_model = dest / model.model_file.name
-    target_state = dest / f"{model.plugin}_state.json"
+    target_state = faceswap.state_file(dest, model.plugin)
     moves = [(atomic.temp_path(target_model), target_model)]
     backups: list[Path] = []
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import atomic
+from . import atomic, faceswap
 from .errors import FsprecError
 from .modelfile import find_model_file
 from .task import Task
@@ -34,7 +34,7 @@ def _plugin(folder: Path) -> str:
     try:
         return find_model_file(folder).stem
     except FsprecError:
-        models = [b for b in backups if b.name.endswith((".keras.bk", ".h5.bk"))]
+        models = [b for b in backups if faceswap.is_model_backup(b)]
         if len(models) != 1:
             raise
         return Path(models[0].stem).stem
@@ -50,15 +50,15 @@ def backups_of(folder: str | Path) -> list[Path]:
 def can_restore(folder: str | Path) -> bool:
     """True when the folder has a model backup to restore."""
     try:
-        return any(p.name.endswith((".keras.bk", ".h5.bk")) for p in backups_of(folder))
+        return any(faceswap.is_model_backup(p) for p in backups_of(folder))
     except FsprecError:
         return False
 
 
 def _archivable(folder: Path, plugin: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(plugin) and (
-        (p.is_file() and not p.name.endswith(".bk")) or
-        (p.is_dir() and p.name == f"{plugin}_logs")))
+        (p.is_file() and not p.name.endswith(faceswap.BACKUP_SUFFIX)) or
+        (p.is_dir() and p.name == faceswap.logs_dir(folder, plugin).name)))
 
 
 def _sessions(state_file: Path) -> list[str]:
@@ -77,11 +77,11 @@ def restore(folder: str | Path, task: Task | None = None) -> RestoreResult:
         raise FsprecError(f"{folder} is not a folder.")
     plugin = _plugin(folder)
     backups = backups_of(folder)
-    if not any(p.name.endswith((".keras.bk", ".h5.bk")) for p in backups):
+    if not any(faceswap.is_model_backup(p) for p in backups):
         raise FsprecError(f"No model backup ({plugin}.keras.bk or {plugin}.h5.bk) in {folder}.")
     atomic.check_writable(folder)
     atomic.check_free_space(folder, sum(p.stat().st_size for p in backups) + 4 * 1024 * 1024)
-    targets = [b.with_name(b.name[:-len(".bk")]) for b in backups]
+    targets = [faceswap.backed_up(b) for b in backups]
     staged: list[Path] = []
     try:
         for index, backup in enumerate(backups):
@@ -93,7 +93,7 @@ def restore(folder: str | Path, task: Task | None = None) -> RestoreResult:
         for path in staged:
             path.unlink(missing_ok=True)
         raise
-    archive = folder / f"{plugin}_archived_{datetime.now():%Y%m%d_%H%M%S}"
+    archive = faceswap.archive_dir(folder, plugin, datetime.now())
     archive.mkdir()
     for path in _archivable(folder, plugin):
         os.replace(path, archive / path.name)
@@ -112,10 +112,10 @@ def _copy(source: Path, dest: Path) -> None:
 
 
 def _restore_logs(folder: Path, plugin: str, archive: Path) -> list[Path]:
-    archived_logs = archive / f"{plugin}_logs"
+    archived_logs = faceswap.logs_dir(archive, plugin)
     if not archived_logs.is_dir():
         return []
-    wanted = set(_sessions(folder / f"{plugin}_state.json"))
+    wanted = set(_sessions(faceswap.state_file(folder, plugin)))
     restored = []
     for session in sorted(archived_logs.rglob("session_*")):
         if session.is_dir() and session.name in wanted:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FsprecError
+from .faceswap import state_bytes
 
 
 class State:
@@ -74,4 +75,4 @@ class State:
 
     def to_bytes(self) -> bytes:
         """Serialise exactly as Faceswap's JSON serializer does."""
-        return json.dumps(self.data, indent=2).encode("utf-8")
+        return state_bytes(self.data)
