@@ -147,9 +147,11 @@ def _check_pins(model: ModelFolder, target: str, pins: list[str]) -> None:
 
 
 def _new_state(model: ModelFolder, target: str) -> State | None:
+    """The state as Faceswap saves it after switching the model to ``target``."""
     if model.state is None:
         return None
-    state = State(copy.deepcopy(model.state.data), model.state.path)
+    data = faceswap.saved_state(copy.deepcopy(model.state.data), model.plugin)
+    state = State(data, model.state.path)
     state.mixed_precision = target in MIXED_POLICIES
     if not state.mixed_precision_layers:
         state.add_mixed_precision_layers(model.eligible)

@@ -24,6 +24,8 @@ _KEPT_FLOAT32_CLASSES = frozenset({
 _OUTPUT_NAME = re.compile(r"^(face|mask)_out(_|$)")
 
 EligibleSource = Literal["state", "config", "derived"]
+DOTTED_REASON = ("Faceswap never switches it: its name has a dot, which Faceswap's state "
+                 "stores as '_'")
 
 
 def compute_dtype(policy: str | None) -> str | None:
@@ -127,6 +129,8 @@ def _reason(entry: Mapping[str, Any], policy: str | None, eligible: bool,
         return kept
     if policy is None:
         return "op without a dtype policy"
+    if source == "state" and "." in entry_name(entry):
+        return DOTTED_REASON
     if source == "state":
         return "not in the state's mixed precision list"
     return "float32 in this model"

@@ -70,7 +70,8 @@ class ModelFolder:
     @cached_property
     def _eligible(self) -> tuple[list[str], str]:
         stored = self.state.mixed_precision_layers if self.state else None
-        return resolve_eligible(self.config_layers, stored)
+        return resolve_eligible(self.config_layers,
+                                faceswap.state_layer_names(stored) if stored else None)
 
     @property
     def eligible(self) -> list[str]:
