@@ -84,6 +84,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
           f"Parameters: {model.weights.total_params:,}")
     print(f"Eligible for mixed precision: {len(model.eligible)} of {len(leaves)} layers "
           f"(from {model.eligible_source})")
+    if model.partial:
+        layers = model.partial.layers
+        listed = (f": {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+                  if layers else "")
+        print(f"Partial: {model.partial.reason}{listed}. `fsprec convert --to "
+              f"{model.consistent_precision}` makes it consistent.")
     if model.pinned:
         print(f"Pinned to float32: {', '.join(model.pinned)}")
     if model.state_problem:

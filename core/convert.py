@@ -199,6 +199,14 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
                 next_start)
 
 
+def plan_consistent(folder: str | Path, **options) -> Plan:
+    """The "Make consistent" conversion: to the model's
+    :attr:`~fsprec.core.modelfile.ModelFolder.consistent_precision`, which puts every layer
+    where Faceswap's switch would and sets the state's flag to match (options as :func:`plan`).
+    """
+    return plan(folder, open_model(Path(folder).expanduser()).consistent_precision, **options)
+
+
 def _check_destination(plan_: Plan) -> None:
     dest = plan_.destination
     if not plan_.in_place:

@@ -72,14 +72,6 @@ def switch_precision(config: Mapping[str, Any], eligible: Iterable[str], target:
     return new
 
 
-def stray_mixed(config: Mapping[str, Any], eligible: Iterable[str]) -> list[str]:
-    """Paths of the leaves outside ``eligible`` that hold a mixed policy (Faceswap never
-    switches them back)."""
-    eligible = set(eligible)
-    return [path for path, entry in iter_leaves(model_layers(config))
-            if entry_name(entry) not in eligible and entry_policy(entry) in MIXED_POLICIES]
-
-
 def _drop_shared_ids(node: Any) -> None:
     """Remove every ``shared_object_id``: a rebuilt model shares no serialized object."""
     if isinstance(node, dict):
