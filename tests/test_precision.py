@@ -9,7 +9,7 @@ import pytest
 from conftest import fixture_path, needs_fixtures
 from factory import ELIGIBLE, tiny_config
 from fsprec.core import FsprecError, open_model
-from fsprec.core.config import entry_policy, iter_entries, iter_leaves
+from fsprec.core.config import entry_policy, iter_entries, iter_leaves, keras3_tensors
 from fsprec.core.precision import changed_layers, switch_precision
 
 
@@ -17,20 +17,8 @@ def _tensors(config):
     """{(scope path, consumer, arg index): (producer, dtype)} of every tensor reference."""
     found = {}
     for path, entry in iter_entries(config["config"]["layers"]):
-        refs = []
-
-        def visit(node):
-            if isinstance(node, dict):
-                if node.get("class_name") == "__keras_tensor__":
-                    refs.append((node["config"]["keras_history"][0], node["config"]["dtype"]))
-                    return
-                for value in node.values():
-                    visit(value)
-            elif isinstance(node, list):
-                for value in node:
-                    visit(value)
-
-        visit(entry.get("inbound_nodes", []))
+        refs = [(t["keras_history"][0], t["dtype"])
+                for t in keras3_tensors(entry.get("inbound_nodes", []))]
         for index, ref in enumerate(refs):
             found[(path, index)] = ref
     return found

@@ -91,7 +91,8 @@ def parse_train_args(model_dir: str, plugin: str, faces: Path):
     sub = parser.add_subparsers()
     TrainArgs(sub, "train", "train")
     return parser.parse_args(["train", "-A", str(faces / "a"), "-B", str(faces / "b"),
-                              "-m", model_dir, "-t", plugin.replace("_", "-"), "--batch-size", "2", "--no-logs"])
+                              "-m", model_dir, "-t", plugin.replace("_", "-"),
+                              "--batch-size", "2", "--no-logs"])
 
 
 def layer_dtypes(model, prefix: str = "") -> dict[str, str]:

@@ -120,7 +120,7 @@ def variants(faceswap: Faceswap) -> dict[str, Path]:
         ini["model.phaze_a"] = SMALL | ini.get("model.phaze_a", {})
         jobs.append({"model_dir": str(folder), "plugin": "phaze_a", "mixed": False, "steps": 0,
                      "save": True, "ini": ini, "forward": str(folder / "faceswap_outputs.npz")})
-    for name, report in zip(folders, faceswap.run(jobs)):
+    for name, report in zip(folders, faceswap.run(jobs), strict=True):
         assert report["error"] is None, f"Faceswap could not build {name}: {report['error']}"
     return folders
 

@@ -81,10 +81,9 @@ def _job(case: Case, folder: Path, steps: int = 0) -> dict:
             "steps": steps, "save": True, "ini": case.ini}
 
 
-@pytest.fixture(scope="module")
-def cases(faceswap: Faceswap, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
-    """Every case, run: two Faceswap processes in all (one before fsprec, one after)."""
-    work = tmp_path_factory.mktemp("cases")
+def _collect(work: Path) -> tuple[dict[str, Case], dict[str, Path]]:
+    """Every case (public fixtures present here, and the small Phaze-A models) and the empty
+    folders Faceswap builds the small models in."""
     found: dict[str, Case] = {}
     for kind, names in (("fs3", FS3), ("fs2", FS2)):
         for name in names:
@@ -96,38 +95,46 @@ def cases(faceswap: Faceswap, tmp_path_factory: pytest.TempPathFactory) -> dict[
     for name, folder in tiny.items():
         folder.mkdir(parents=True)
         found[name] = Case(name, folder, "phaze_a", _target(name), TINY_PHAZE_A, STEPS)
+    return found, tiny
 
-    def place(case: Case, role: str) -> Path:
-        dest = work / role / case.name.replace("/", "_")
-        if not case.source.is_dir() or not any(case.source.iterdir()):
-            raise AssertionError(f"no source model for {case.name}")
-        return copy_tree(case.source, dest)
 
+def _place(work: Path, case: Case, role: str) -> Path:
+    """A copy of the case's source for one side (Faceswap's switch, fsprec's conversion)."""
+    if not case.source.is_dir() or not any(case.source.iterdir()):
+        raise AssertionError(f"no source model for {case.name}")
+    return copy_tree(case.source, work / role / case.name.replace("/", "_"))
+
+
+@pytest.fixture(scope="module")
+def cases(faceswap: Faceswap, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    """Every case, run: two Faceswap processes in all (one before fsprec, one after)."""
+    work = tmp_path_factory.mktemp("cases")
+    found, tiny = _collect(work)
     # 1. Faceswap builds the small sources and switches every public source.
     build = [{"model_dir": str(folder), "plugin": "phaze_a", "mixed": name.endswith("mixed"),
               "steps": 0, "save": True, "ini": TINY_PHAZE_A} for name, folder in tiny.items()]
     public = [c for c in found.values() if c.name not in tiny]
     for case in public:
-        case.by_faceswap = place(case, "faceswap")
+        case.by_faceswap = _place(work, case, "faceswap")
     reports = faceswap.run(build + [_job(c, c.by_faceswap) for c in public])
-    for name, report in zip(tiny, reports):
+    for name, report in zip(tiny, reports[:len(build)], strict=True):
         assert report["error"] is None, f"Faceswap could not build {name}: {report['error']}"
-    for case, report in zip(public, reports[len(build):]):
+    for case, report in zip(public, reports[len(build):], strict=True):
         case.switch_report = report
 
     # 2. fsprec converts every source; Faceswap switches the small ones and loads every result.
     jobs, pending = [], []
     for case in found.values():
-        case.by_fsprec = place(case, "fsprec")
+        case.by_fsprec = _place(work, case, "fsprec")
         convert(case.by_fsprec, case.target, backup=False)
         case.loaded = copy_tree(case.by_fsprec, work / "loaded" / case.name.replace("/", "_"))
         if case.name in tiny:
-            case.by_faceswap = place(case, "faceswap")
+            case.by_faceswap = _place(work, case, "faceswap")
             jobs.append(_job(case, case.by_faceswap))
             pending.append((case, "switch_report"))
         jobs.append(_job(case, case.loaded, case.steps))
         pending.append((case, "load_report"))
-    for (case, attribute), report in zip(pending, faceswap.run(jobs)):
+    for (case, attribute), report in zip(pending, faceswap.run(jobs), strict=True):
         setattr(case, attribute, report)
     return found
 

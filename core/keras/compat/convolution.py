@@ -36,7 +36,7 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def _needs_torch_alignment(self) -> bool:
         return self.padding == "same" and any(
-            k % 2 == 1 and s > 1 for k, s in zip(self.kernel_size, self.strides))
+            k % 2 == 1 and s > 1 for k, s in zip(self.kernel_size, self.strides, strict=True))
 
     def call(self, inputs: Any) -> Any:
         if not self._needs_torch_alignment():
@@ -47,7 +47,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         first = 1 if self.data_format == "channels_last" else 2
         paddings = self.output_padding or (None,) * 2
         for axis, (kernel, stride, dilation, extra_padding) in enumerate(zip(
-                self.kernel_size, self.strides, self._pair(self.dilation_rate), paddings)):
+                self.kernel_size, self.strides, self._pair(self.dilation_rate), paddings,
+                strict=True)):
             start, extra = _torch_crop(kernel, stride, dilation, extra_padding)
             axis += first
             length = full.shape[axis] - 2 * start + extra
