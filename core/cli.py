@@ -132,7 +132,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     else:
         print("\n".join(result.messages))
         if not plan.update_train_ini and plan.next_start is not None:
-            print(plan.next_start.line)
+            start = plan.next_start
+            hint = f" (--update-train-ini {start.train_ini})" if start.can_update else ""
+            print(f"{start.line}{hint}")
     return 0
 
 

@@ -182,7 +182,7 @@ def next_start(target_mixed: bool, model_dir: str | Path | None = None,
         return NextStart("keep", f"Faceswap will keep this ({ini_path} has mixed_precision "
                          f"{value}).", folder)
     updatable = ini_path if stored is not None else None
-    fix = (f"update train.ini (recommended): --update-train-ini {ini_path}" if updatable
+    fix = ("update train.ini (recommended)" if updatable
            else f"set mixed_precision {target_mixed} in Faceswap's training settings")
     return NextStart("switch_back", f"Faceswap will switch the model back at its next start "
                      f"({ini_path} has mixed_precision {value}) — {fix}.", folder, updatable)
