@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FIXTURES
+
 from .conftest import FSVENV, REPO, Faceswap
 
 LAYER_TOLERANCE = 1e-5  # relative L2, float32
@@ -107,6 +109,29 @@ def test_seeded_initializers_equal_faceswaps(layer_rows: dict) -> None:
     kernels = layer_rows["initializers"]
     assert {k["class"] for k in kernels} == {"ConvolutionAware", "ICNR"}
     assert [k for k in kernels if not k["identical"]] == []
+
+
+def _run_in_faceswap(faceswap: Faceswap, script: str, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env |= {"KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONPATH": str(_fsprec_path(faceswap.work / "pkg"))}
+    proc = subprocess.run([str(FSVENV / "bin" / "python"), str(Path(__file__).with_name(script)),
+                           *args], cwd=faceswap.tree, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_keras2_upgrade_equals_faceswaps_legacy_updater(faceswap: Faceswap) -> None:
+    """Every Faceswap 2 fixture: fsprec's upgraded config is Faceswap 3's, entry by entry
+    (InputLayer dtype forms aside), and both build the same layers and shapes."""
+    models = sorted(str(p) for p in (FIXTURES / "fs2").glob("*/*.h5"))
+    if not models:
+        pytest.skip(f"no Faceswap 2 fixtures under {FIXTURES}")
+    report = faceswap.work / "upgrade.json"
+    _run_in_faceswap(faceswap, "faceswap_upgrade.py", str(report), *models)
+    rows = json.loads(report.read_text())
+    assert [(r["model"], r["differences"][:5]) for r in rows if r["differences"]] == []
+    assert all(r["same_build"] for r in rows)
 
 
 @pytest.fixture(scope="module")
