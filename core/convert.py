@@ -93,7 +93,8 @@ class Plan:
         """Plain sentences describing what will happen."""
         name = self.model.model_file.name
         if self.nothing_to_do:
-            return [f"{name} is already {self.target}; nothing to change."]
+            return [f"{name} is already {self.target}; nothing to change.",
+                    *([self.next_start.line] if self.next_start else [])]
         lines = [f"Switch {name} from {self.model.precision} to {self.target}: "
                  f"{len(self.changes)} layer(s) change dtype policy; weights are not touched."]
         if self.pinned:

@@ -106,6 +106,9 @@ def test_convert_always_prints_what_faceswap_will_do(tmp_path, monkeypatch, caps
     expected = {"none": "Faceswap not found", "beside": "Faceswap will switch the model back",
                 "env": "Faceswap will keep this"}[where]
     assert sum(line.startswith(expected) for line in out) == 1, out
+    assert main(["convert", str(folder), "--to", "mixed_float16"]) == 0  # already: no change
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith(expected) for line in out) == 1, out
     assert main(["convert", str(folder), "--to", "float32", "--json"]) == 0
     verdict = json.loads(capsys.readouterr().out)["faceswap"]["verdict"]
     assert verdict == {"none": "not_found", "beside": "keep", "env": "switch_back"}[where]
