@@ -66,3 +66,26 @@ system-deps:
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
 	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(XDEPS) >/dev/null; } \
 	  || echo "note: Xvfb or desktop-file-utils is missing; the tests that need them will skip"
+
+# --- Faceswap integration tests (tests/integration) --------------------------------------------
+# A second venv with Faceswap's own pins, used only to run Faceswap itself in the tests.
+# `make test` creates it when Faceswap's source is present; otherwise those tests skip.
+FACESWAP_SOURCE ?= ../shared/faceswap
+FSVENV  := .fsvenv
+FSSTAMP := $(FSVENV)/.installed
+FSREQS  := tests/integration/requirements-faceswap.txt
+
+.PHONY: faceswap-venv faceswap-venv-if-present
+
+faceswap-venv: $(FSSTAMP)
+
+$(FSSTAMP): $(FSREQS)
+	test -x $(FSVENV)/bin/python || $(PYTHON) -m venv $(FSVENV)
+	$(FSVENV)/bin/python -m pip install -q -r $(FSREQS)
+	touch $(FSSTAMP)
+
+faceswap-venv-if-present:
+	@if [ -f "$(FACESWAP_SOURCE)/faceswap.py" ]; then $(MAKE) --no-print-directory faceswap-venv; \
+	else echo "note: no Faceswap source at $(FACESWAP_SOURCE); its integration tests will skip"; fi
+
+test: faceswap-venv-if-present

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,9 +17,9 @@ from .errors import Cancelled, CheckFailed, FsprecError
 from .layers import POLICIES
 from .modelfile import open_model
 from .task import Task
+from .traincfg import FACESWAP_ENV
 from .validate import cli as validate_cli
 
-FACESWAP_ENV = "FSPREC_FACESWAP"
 
 
 class ProgressBar:
@@ -86,6 +85,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
           f"Parameters: {model.weights.total_params:,}")
     print(f"Eligible for mixed precision: {len(model.eligible)} of {len(leaves)} layers "
           f"(from {model.eligible_source})")
+    if model.partial:
+        layers = model.partial.layers
+        listed = (f": {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+                  if layers else "")
+        print(f"Partial: {model.partial.reason}{listed}. `fsprec convert --to "
+              f"{model.consistent_precision}` makes it consistent.")
     if model.pinned:
         print(f"Pinned to float32: {', '.join(model.pinned)}")
     if model.state_problem:
@@ -106,10 +111,9 @@ def _confirm(plan: convert.Plan) -> bool:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    ini = args.update_train_ini or args.faceswap or os.environ.get(FACESWAP_ENV) or None
     plan = convert.plan(args.dir, args.to, args.pin or (), out_dir=args.out,
-                        backup=not args.no_backup, train_ini=ini,
-                        update_train_ini=bool(args.update_train_ini))
+                        backup=not args.no_backup, train_ini=args.update_train_ini or None,
+                        update_train_ini=bool(args.update_train_ini), faceswap=args.faceswap)
     if plan.nothing_to_do:
         print("\n".join(plan.summary()))
         return 0
@@ -124,10 +128,25 @@ def cmd_convert(args: argparse.Namespace) -> int:
         _print_json({"model_file": str(result.model_file),
                      "state_file": str(result.state_file) if result.state_file else None,
                      "backups": [str(p) for p in result.backups], "changed": result.changed,
-                     "precision": args.to, "pinned": plan.pinned, "messages": result.messages})
+                     "precision": args.to, "pinned": plan.pinned, "messages": result.messages,
+                     "faceswap": _next_start_json(plan)})
     else:
         print("\n".join(result.messages))
+        if not plan.update_train_ini and plan.next_start is not None:
+            start = plan.next_start
+            hint = f" (--update-train-ini {start.train_ini})" if start.can_update else ""
+            print(f"{start.line}{hint}")
     return 0
+
+
+def _next_start_json(plan: convert.Plan) -> dict[str, Any] | None:
+    """What Faceswap will do at its next start, for ``convert --json``."""
+    if plan.update_train_ini or plan.next_start is None:
+        return None
+    start = plan.next_start
+    return {"verdict": start.verdict, "line": start.line,
+            "faceswap": str(start.faceswap) if start.faceswap else None,
+            "train_ini": str(start.train_ini) if start.train_ini else None}
 
 
 def cmd_nan_scan(args: argparse.Namespace) -> int:
@@ -264,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-train-ini", metavar="PATH",
                    help="set mixed_precision in Faceswap's train.ini (file or Faceswap folder)")
     p.add_argument("--faceswap", metavar="DIR",
-                   help=f"Faceswap folder, to check its train.ini (default: ${FACESWAP_ENV})")
+                   help=f"Faceswap folder, to check its train.ini (default: ${FACESWAP_ENV}, "
+                        "then a Faceswap folder above the model, then ~/faceswap)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_convert)

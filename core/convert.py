@@ -56,6 +56,7 @@ class Plan:
     train_ini: traincfg.TrainIni | None = None
     update_train_ini: bool = False
     warnings: list[str] = field(default_factory=list)
+    next_start: traincfg.NextStart | None = None
 
     @property
     def destination(self) -> Path:
@@ -92,7 +93,8 @@ class Plan:
         """Plain sentences describing what will happen."""
         name = self.model.model_file.name
         if self.nothing_to_do:
-            return [f"{name} is already {self.target}; nothing to change."]
+            return [f"{name} is already {self.target}; nothing to change.",
+                    *([self.next_start.line] if self.next_start else [])]
         lines = [f"Switch {name} from {self.model.precision} to {self.target}: "
                  f"{len(self.changes)} layer(s) change dtype policy; weights are not touched."]
         if self.pinned:
@@ -102,10 +104,14 @@ class Plan:
         if not self.in_place:
             lines.append(f"The converted copy is written to {self.destination}; "
                          "the original is left as it is.")
-        if self.train_ini is not None:
-            target_mixed = self.target in MIXED_POLICIES
-            lines.append(f"train.ini will be set to mixed_precision {target_mixed}."
-                         if self.update_train_ini else self.train_ini.status(target_mixed))
+        target_mixed = self.target in MIXED_POLICIES
+        if self.train_ini is not None and self.update_train_ini:
+            lines.append(f"train.ini will be set to mixed_precision {target_mixed} "
+                         f"({self.train_ini.path}; backed up first as train.ini.bk).")
+        elif self.next_start is not None:
+            lines.append(self.next_start.line)
+        elif self.train_ini is not None:
+            lines.append(self.train_ini.status(target_mixed))
         lines.extend(self.warnings)
         return lines
 
@@ -142,9 +148,11 @@ def _check_pins(model: ModelFolder, target: str, pins: list[str]) -> None:
 
 
 def _new_state(model: ModelFolder, target: str) -> State | None:
+    """The state as Faceswap saves it after switching the model to ``target``."""
     if model.state is None:
         return None
-    state = State(copy.deepcopy(model.state.data), model.state.path)
+    data = faceswap.saved_state(copy.deepcopy(model.state.data), model.plugin)
+    state = State(data, model.state.path)
     state.mixed_precision = target in MIXED_POLICIES
     if not state.mixed_precision_layers:
         state.add_mixed_precision_layers(model.eligible)
@@ -153,8 +161,14 @@ def _new_state(model: ModelFolder, target: str) -> State | None:
 
 def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
          out_dir: str | Path | None = None, backup: bool = True,
-         train_ini: str | Path | None = None, update_train_ini: bool = False) -> Plan:
-    """Check a conversion and compute its result; raises :class:`FsprecError` on bad input."""
+         train_ini: str | Path | None = None, update_train_ini: bool = False,
+         faceswap: str | Path | None = None) -> Plan:
+    """Check a conversion and compute its result; raises :class:`FsprecError` on bad input.
+
+    ``train_ini`` is the Faceswap folder (or its train.ini) to read and, with
+    ``update_train_ini``, to update; ``faceswap`` (the GUI's setting) only helps find Faceswap
+    for :attr:`Plan.next_start`, which otherwise searches as :func:`traincfg.find_faceswap`.
+    """
     if target not in POLICIES:
         raise FsprecError(f"Unknown precision {target!r}; choose one of {', '.join(POLICIES)}.")
     folder = Path(folder).expanduser().resolve()
@@ -179,8 +193,19 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
         warnings.append("mixed_bfloat16 is an fsprec extension: Faceswap trains in "
                         "mixed_float16 and will not train this model as it is.")
     ini = traincfg.read(train_ini) if train_ini is not None else None
+    next_start = traincfg.next_start(target in MIXED_POLICIES, out or folder,
+                                     setting=train_ini or faceswap)
     return Plan(model, target, pins, config, changed_layers(model.config, config),
-                _new_state(model, target), out, backup, ini, update_train_ini, warnings)
+                _new_state(model, target), out, backup, ini, update_train_ini, warnings,
+                next_start)
+
+
+def plan_consistent(folder: str | Path, **options) -> Plan:
+    """The "Make consistent" conversion: to the model's
+    :attr:`~fsprec.core.modelfile.ModelFolder.consistent_precision`, which puts every layer
+    where Faceswap's switch would and sets the state's flag to match (options as :func:`plan`).
+    """
+    return plan(folder, open_model(Path(folder).expanduser()).consistent_precision, **options)
 
 
 def _check_destination(plan_: Plan) -> None:

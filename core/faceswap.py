@@ -70,3 +70,39 @@ def glob_escape(name: str) -> str:
 def state_bytes(state: dict[str, Any]) -> bytes:
     """A state document serialised as Faceswap writes it (2-space indent, ASCII, no newline)."""
     return json.dumps(state, indent=2).encode("utf-8")
+
+
+def state_layer_names(names: list[str]) -> list[str]:
+    """``mixed_precision_layers`` as Faceswap's ``State`` holds them once it has loaded them.
+
+    A legacy fix for CLIP layer names rewrites every ``.`` to ``_`` when any stored name has
+    a dot (and Faceswap then saves the state so). Layers whose real names keep a dot, like
+    Phaze-A's zero-rate Dropouts ``0.0_1``, therefore never match again: Faceswap's switch
+    leaves them in their old policy.
+    """
+    if any("." in name for name in names):
+        return [name.replace(".", "_") for name in names]
+    return list(names)
+
+
+STATE_KEYS = ("name", "sessions", "lowest_avg_loss", "iterations", "mixed_precision_layers",
+              "lr_finder", "config")
+
+
+def saved_state(state: dict[str, Any], plugin: str) -> dict[str, Any]:
+    """The state document as Faceswap's ``State.save`` writes it after loading ``state``.
+
+    Its keys in Faceswap's order (others dropped, missing ones at Faceswap's defaults), only
+    the sessions that trained an iteration, a legacy per-side ``lowest_avg_loss`` summed, the
+    layer names as :func:`state_layer_names` holds them.
+    """
+    sessions = state.get("sessions", {})
+    lowest = state.get("lowest_avg_loss", 0.0)
+    return {"name": state.get("name", plugin),
+            "sessions": {key: value for key, value in sessions.items()
+                         if isinstance(value, dict) and value.get("iterations", 0) > 0},
+            "lowest_avg_loss": sum(lowest.values()) if isinstance(lowest, dict) else lowest,
+            "iterations": state.get("iterations", 0),
+            "mixed_precision_layers": state_layer_names(state.get("mixed_precision_layers", [])),
+            "lr_finder": state.get("lr_finder", -1.0),
+            "config": state.get("config", {})}

@@ -24,6 +24,8 @@ _KEPT_FLOAT32_CLASSES = frozenset({
 _OUTPUT_NAME = re.compile(r"^(face|mask)_out(_|$)")
 
 EligibleSource = Literal["state", "config", "derived"]
+DOTTED_REASON = ("Faceswap never switches it: its name has a dot, which Faceswap's state "
+                 "stores as '_'")
 
 
 def compute_dtype(policy: str | None) -> str | None:
@@ -127,6 +129,8 @@ def _reason(entry: Mapping[str, Any], policy: str | None, eligible: bool,
         return kept
     if policy is None:
         return "op without a dtype policy"
+    if source == "state" and "." in entry_name(entry):
+        return DOTTED_REASON
     if source == "state":
         return "not in the state's mixed precision list"
     return "float32 in this model"
@@ -166,6 +170,50 @@ def precision_of(leaves: list[Layer]) -> str:
         if policies.count(policy) * 2 >= len(policies):
             return policy
     return "partial"
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Why a model is ``partial``: its layers disagree with each other or with its state."""
+
+    reason: str
+    layers: list[str]  # paths of the layers concerned
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "layers": list(self.layers)}
+
+
+def partial_of(leaves: list[Layer], state_mixed: bool | None) -> Partial | None:
+    """The inconsistency of a model that Faceswap would not keep as it is, or None.
+
+    - A mixed layer outside the eligible set: Faceswap's switch never sets it back to float32
+      (Phaze-A's dotted Dropouts once switched by another tool, then back by Faceswap).
+    - Eligible layers in different mixed policies, or mixed on fewer than half of them.
+    - The state's ``mixed_precision`` saying the opposite of the layers (Faceswap leaves an
+      old float32 model without a layer list so when asked to train it mixed).
+    """
+    stray = [leaf for leaf in leaves if not leaf.eligible and leaf.dtype_policy in MIXED_POLICIES]
+    if stray:
+        dotted = all("." in leaf.name for leaf in stray)
+        return Partial(f"{len(stray)} layer(s) hold {stray[0].dtype_policy} but are not in the "
+                       "state's mixed precision list, so Faceswap never switches them back"
+                       + (" (their names have dots, which Faceswap's state stores as '_')"
+                          if dotted else ""), [leaf.path for leaf in stray])
+    eligible = [leaf for leaf in leaves if leaf.eligible]
+    judged = precision_of(leaves)
+    if judged == "partial":
+        counts: dict[str | None, int] = {}
+        for leaf in eligible:
+            counts[leaf.dtype_policy] = counts.get(leaf.dtype_policy, 0) + 1
+        common = max(counts, key=lambda p: counts[p])
+        return Partial(f"the eligible layers hold different policies (most are {common})",
+                       [leaf.path for leaf in eligible if leaf.dtype_policy != common])
+    if state_mixed is None or not eligible or state_mixed == (judged in MIXED_POLICIES):
+        return None
+    if state_mixed:
+        return Partial("the state says mixed precision but every eligible layer is float32",
+                       [])
+    return Partial(f"the state says float32 but the eligible layers are {judged}", [])
 
 
 def pinned_of(leaves: list[Layer], precision: str) -> list[str]:

@@ -14,7 +14,8 @@ from . import faceswap
 from .archive import open_zip
 from .config import leaf_names, model_layers
 from .errors import FsprecError
-from .layers import Layer, build_tree, pinned_of, precision_of, resolve_eligible
+from .layers import (MIXED_POLICIES, Layer, Partial, build_tree, partial_of, pinned_of,
+                     precision_of, resolve_eligible)
 from .state import State
 from .weights import WEIGHTS_MEMBER, WeightsIndex, index_weights
 
@@ -70,7 +71,8 @@ class ModelFolder:
     @cached_property
     def _eligible(self) -> tuple[list[str], str]:
         stored = self.state.mixed_precision_layers if self.state else None
-        return resolve_eligible(self.config_layers, stored)
+        return resolve_eligible(self.config_layers,
+                                faceswap.state_layer_names(stored) if stored else None)
 
     @property
     def eligible(self) -> list[str]:
@@ -93,9 +95,31 @@ class ModelFolder:
                 if not layer.is_model]
 
     @cached_property
+    def partial(self) -> Partial | None:
+        """Why the model is ``partial`` (layers that disagree), or None when consistent."""
+        return partial_of(self.leaves(with_params=False),
+                          self.state.mixed_precision if self.state else None)
+
+    @cached_property
     def precision(self) -> str:
         """``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``partial``."""
+        if self.partial is not None:
+            return "partial"
         return precision_of(self.leaves(with_params=False))
+
+    @property
+    def consistent_precision(self) -> str:
+        """The precision that makes this model consistent ("Make consistent"): the state's
+        ``mixed_precision`` when it has one (what Faceswap trains it as), else what most
+        eligible layers hold."""
+        leaves = self.leaves(with_params=False)
+        mixed = [leaf.dtype_policy for leaf in leaves
+                 if leaf.eligible and leaf.dtype_policy in MIXED_POLICIES]
+        policy = max(set(mixed), key=mixed.count) if mixed else "mixed_float16"
+        flag = self.state.mixed_precision if self.state else None
+        if flag is None:
+            flag = len(mixed) * 2 >= sum(1 for leaf in leaves if leaf.eligible) > 0
+        return policy if flag else "float32"
 
     @property
     def pinned(self) -> list[str]:
@@ -116,6 +140,7 @@ class ModelFolder:
             "state_file": str(self.state_file) if self.state_file else None,
             "keras_version": self.keras_version,
             "precision": self.precision,
+            "partial": self.partial.to_json() if self.partial else None,
             "eligible_source": self.eligible_source,
             "layers": [layer.to_json() for top in tree for layer in top.walk()],
             "eligible": self.eligible,

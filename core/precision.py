@@ -2,15 +2,22 @@
 
 Mixed policies keep variables in float32, so switching between ``float32`` and a mixed policy
 changes the config only. The result equals what Faceswap's own switch followed by a Keras save
-writes: each switched layer gets a fresh policy in the form its Keras version saves
-(``DTypePolicy`` dict in Keras 3; ``"float32"`` or a ``Policy`` dict in Keras 2) and no longer
-shares a policy object, and Keras 3 tensor references carry the dtype their producer now
-outputs.
+writes. Faceswap rebuilds the model from ``get_config()`` (no object sharing scope), so:
+
+- each switched layer gets a fresh policy in the form its Keras version saves (``DTypePolicy``
+  dict in Keras 3; ``"float32"`` or a ``Policy`` dict in Keras 2);
+- no ``shared_object_id`` survives anywhere in the config (policies, initializers);
+- Keras 3 tensor references carry the dtype their producer now outputs;
+- Keras 3 records the default ``training`` (dropouts, noise) or ``mask`` (BatchNormalization)
+  argument of a layer's call only when it did not have to cast its input; a rebuild keeps the
+  recorded arguments and adds the default where the input now needs no cast.
+
+Layers outside the eligible set that hold a mixed policy (a partial model) are set to float32,
+which is what makes a partial model consistent again.
 """
 from __future__ import annotations
 
 import copy
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -48,25 +55,55 @@ def switch_precision(config: Mapping[str, Any], eligible: Iterable[str], target:
     old_outputs = _output_dtypes(layers)
     for _, entry in iter_leaves(layers):
         name = entry_name(entry)
-        if name not in eligible or "dtype" not in entry.get("config", {}):
+        if "dtype" not in entry.get("config", {}):
             continue
-        wanted = "float32" if name in pinned else target
+        if name in eligible:
+            wanted = "float32" if name in pinned else target
+        elif entry_policy(entry) in MIXED_POLICIES:
+            wanted = "float32"  # a stray mixed layer of a partial model
+        else:
+            continue
         if entry_policy(entry) != wanted:
             entry["config"]["dtype"] = policy_form(wanted, keras_major)
-    _drop_lone_shared_ids(layers)
+    _drop_shared_ids(new)
     if keras_major >= 3:
         _update_tensor_dtypes(layers, old_outputs, _output_dtypes(layers))
+        _add_default_call_arguments(layers)
     return new
 
 
-def _drop_lone_shared_ids(layers: list[dict]) -> None:
-    """A policy object used by one layer only is saved without ``shared_object_id``."""
-    dtypes = [e["config"]["dtype"] for _, e in iter_leaves(layers)
-              if isinstance(e.get("config"), dict) and isinstance(e["config"].get("dtype"), dict)]
-    counts = Counter(d.get("shared_object_id") for d in dtypes if "shared_object_id" in d)
-    for dtype in dtypes:
-        if "shared_object_id" in dtype and counts[dtype["shared_object_id"]] == 1:
-            del dtype["shared_object_id"]
+def _drop_shared_ids(node: Any) -> None:
+    """Remove every ``shared_object_id``: a rebuilt model shares no serialized object."""
+    if isinstance(node, dict):
+        node.pop("shared_object_id", None)
+        for value in node.values():
+            _drop_shared_ids(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_shared_ids(value)
+
+
+# The call argument Keras 3 records, with its default, for a layer fed a tensor of its own
+# compute dtype (it drops it when it casts the input).
+_DEFAULT_CALL_ARGUMENTS = {
+    **dict.fromkeys(("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                     "GaussianNoise", "GaussianDropout", "AlphaDropout"), ("training", False)),
+    "BatchNormalization": ("mask", None),
+}
+
+
+def _add_default_call_arguments(layers: list[dict]) -> None:
+    for _, entry in iter_leaves(layers):
+        default = _DEFAULT_CALL_ARGUMENTS.get(entry.get("class_name", ""))
+        dtype = compute_dtype(entry_policy(entry))
+        if default is None or dtype is None:
+            continue
+        for node in entry.get("inbound_nodes") or []:
+            if not (isinstance(node, dict) and isinstance(node.get("kwargs"), dict)):
+                continue
+            first = next(keras3_tensors(node.get("args", [])), None)
+            if first is not None and first.get("dtype") == dtype:
+                node["kwargs"].setdefault(*default)
 
 
 # --- Keras 3 tensor dtypes -------------------------------------------------------------------

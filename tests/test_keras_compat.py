@@ -271,3 +271,28 @@ def test_convolution_aware_has_he_variance_and_is_seeded() -> None:
     assert np.abs(reloaded).max() <= math.sqrt(6 / 36)  # He-uniform bound: a cheap draw
     dense = keras.ops.convert_to_numpy(ConvolutionAware()((6, 6)))
     assert dense.T @ dense == pytest.approx(np.eye(6), abs=1e-5)  # orthogonal fallback
+
+
+@pytest.mark.parametrize(("kernel", "size"), [(3, 4), (3, 5), (5, 4)])
+def test_conv2d_transpose_aligns_as_faceswap3_trained(kernel, size):
+    """Odd kernel, stride 2, "same": Faceswap 3's torch (Keras 3.14) keeps the full output
+    from its second row and column on; the compat class does so on every backend."""
+    from fsprec.core.keras.compat.convolution import Conv2DTranspose
+
+    x = np.random.default_rng(0).standard_normal((2, size, size, 3)).astype("float32")
+    aligned = Conv2DTranspose(4, kernel, strides=2, padding="same")
+    full = keras.layers.Conv2DTranspose(4, kernel, strides=2, padding="valid")
+    aligned(x), full(x)
+    full.set_weights(aligned.get_weights())
+    got = keras.ops.convert_to_numpy(aligned(x))
+    start = (kernel - 1) // 2
+    want = keras.ops.convert_to_numpy(full(x))[:, start:start + 2 * size,
+                                               start:start + 2 * size]
+    assert got.shape == (2, 2 * size, 2 * size, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    even = Conv2DTranspose(4, 4, strides=2, padding="same")  # every alignment agrees
+    builtin = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same")
+    even(x), builtin(x)
+    builtin.set_weights(even.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(even(x)),
+                               keras.ops.convert_to_numpy(builtin(x)), rtol=1e-5, atol=1e-5)

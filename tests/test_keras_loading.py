@@ -140,6 +140,23 @@ def test_upgrade_config_drops_arguments_keras3_removed() -> None:
     assert layers["Conv2D"]["groups"] == 1  # Keras 3 Conv2D still has groups
 
 
+def test_keras2_spatial_dropout_upgrades_and_builds() -> None:
+    """A Faceswap 2 ``unbalanced`` encoder's SpatialDropout2D (Keras 2 saves ``trainable`` and
+    ``noise_shape``, which Keras 3 refuses) builds in Keras 3 after the upgrade."""
+    dropout = {"class_name": "SpatialDropout2D", "name": "drop", "inbound_nodes": [
+        [["in", 0, 0, {}]]], "config": {"name": "drop", "trainable": True, "dtype": "float32",
+                                        "rate": 0.25, "noise_shape": None, "seed": None}}
+    config = {"class_name": "Functional", "config": {
+        "name": "m", "input_layers": [["in", 0, 0]], "output_layers": [["drop", 0, 0]],
+        "layers": [{"class_name": "InputLayer", "name": "in", "inbound_nodes": [], "config": {
+            "batch_input_shape": [None, 8, 8, 4], "dtype": "float32", "name": "in"}}, dropout]}}
+    upgraded = upgrade_config(config)
+    layer = upgraded["config"]["layers"][1]["config"]
+    assert "trainable" not in layer and "noise_shape" not in layer
+    model = keras.Model.from_config(upgraded["config"])
+    assert model.get_layer("drop").rate == 0.25
+
+
 def test_upgrade_config_refuses_what_keras3_cannot_load() -> None:
     tensor_op = json.loads(json.dumps(KERAS2_CONFIG))
     tensor_op["config"]["layers"][1]["inbound_nodes"] = [["in", 0, 0, {"y": ["in", 0, 0]}]]

@@ -30,8 +30,11 @@ def test_fs3_fixture_layers_and_eligibility(name):
     assert len(leaves) == LEAVES[plugin]
     stored = model.state.mixed_precision_layers
     mixed = mixed_in_config(model.config_layers)
-    # Faceswap's own list: the state's, or (models built mixed) the mixed layers.
-    assert model.eligible == (stored or mixed)
+    # Faceswap's own list: the state's as its State holds it (dots read as underscores, so
+    # Phaze-A's '0.0_1' Dropouts match nothing), or (models built mixed) the mixed layers.
+    names = {leaf.name for leaf in leaves}
+    held = [n.replace(".", "_") for n in stored] if any("." in n for n in stored) else stored
+    assert model.eligible == ([n for n in held if n in names] if stored else mixed)
     assert model.eligible_source == ("state" if stored else "config")
     mixed_names = ("-mixed", "-mixed-trained", "-switched-to-mixed")
     expected = "mixed_float16" if name.endswith(mixed_names) else "float32"
@@ -176,3 +179,93 @@ def test_inference_models_and_bk_files_are_ignored(tmp_path):
     model = open_model(folder)
     assert model.model_file.name == "tiny.keras"
     assert [p.name for p in model.backups] == ["tiny.keras.bk"]
+
+
+# --- partial models: named and made consistent ----------------------------------------------
+
+def _rewrite_config(model_file, edit) -> None:
+    """Apply ``edit(config)`` to a ``.keras`` file's config.json (other members kept)."""
+    import json
+
+    with zipfile.ZipFile(model_file) as zin:
+        members = [(info, zin.read(info)) for info in zin.infolist()]
+    with zipfile.ZipFile(model_file, "w") as zout:
+        for info, data in members:
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            zout.writestr(info, data)
+
+
+def _faceswap_partial_phaze_a(copy_fixture):
+    """What Faceswap's switch back to float32 leaves of a Phaze-A whose dotted Dropouts were
+    switched to mixed by another tool: those Dropouts still mixed_float16."""
+    from fsprec.core.config import iter_leaves
+    from fsprec.core.precision import policy_form
+
+    folder = copy_fixture("fs3/phaze_a-fp32")
+
+    def edit(config):
+        for _, entry in iter_leaves(config["config"]["layers"]):
+            if "." in entry["name"]:
+                entry["config"]["dtype"] = policy_form("mixed_float16", 3)
+    _rewrite_config(folder / "phaze_a.keras", edit)
+    return folder
+
+
+@needs_fixtures
+def test_partial_model_is_named_with_its_layers_and_reason(copy_fixture, capsys):
+    import json
+
+    from fsprec.core.cli import main
+
+    folder = _faceswap_partial_phaze_a(copy_fixture)
+    model = open_model(folder)
+    dotted = [leaf.path for leaf in model.leaves(False) if "." in leaf.name]
+    assert model.precision == "partial"
+    assert model.partial.layers == dotted and "never switches them back" in model.partial.reason
+    assert model.consistent_precision == "float32"
+    assert main(["inspect", str(folder), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["precision"] == "partial"
+    assert document["partial"]["layers"] == dotted
+    assert main(["inspect", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "Precision: partial" in text and dotted[0] in text
+    assert "fsprec convert --to float32" in text
+
+
+@needs_fixtures
+@pytest.mark.parametrize("target", ["float32", "mixed_float16"])
+def test_convert_makes_a_partial_model_consistent(copy_fixture, target):
+    from fsprec.core import convert
+
+    folder = _faceswap_partial_phaze_a(copy_fixture)
+    convert.convert(folder, target, backup=False)
+    model = open_model(folder)
+    assert model.partial is None and model.precision == target
+    assert model.state.mixed_precision == (target != "float32")  # what Faceswap keeps
+    assert all(leaf.dtype_policy in ("float32", None)
+               for leaf in model.leaves(False) if "." in leaf.name)
+
+
+def test_state_flag_against_the_layers_is_partial(tmp_path):
+    """Faceswap sets an old float32 model's flag to mixed when it cannot switch it (no layer
+    list); the layers stay float32. Make consistent switches it."""
+    import json
+
+    from fsprec.core import convert
+
+    folder = make_keras3(tmp_path / "m")
+    path = folder / "tiny_state.json"
+    state = json.loads(path.read_text())
+    state["config"]["mixed_precision"] = True
+    state["mixed_precision_layers"] = []
+    path.write_text(json.dumps(state, indent=2))
+    model = open_model(folder)
+    assert model.precision == "partial" and "state says mixed" in model.partial.reason
+    plan = convert.plan_consistent(folder, backup=False)
+    assert plan.target == "mixed_float16" and plan.changes
+    convert.run(plan)
+    assert open_model(folder).precision == "mixed_float16"

@@ -7,6 +7,7 @@ model is built, so weights are never converted.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from pathlib import Path
@@ -51,8 +52,10 @@ def load_keras_model(folder: str | Path, policy: str | None = None, safe_mode: b
 
     objects = faceswap_objects(faceswap_dir) if faceswap_dir else compat.custom_objects()
     compat.register(objects)
+    if model.format == "keras3":
+        config = _faceswap3_transposed_convolutions(config, objects)
     try:
-        if model.format == "keras3" and policy is None:
+        if model.format == "keras3" and policy is None and config is model.config:
             return keras.saving.load_model(model.model_file, custom_objects=objects,
                                            compile=False, safe_mode=safe_mode)
         if policy is not None:
@@ -74,6 +77,27 @@ def _build(model: ModelFolder, config: dict[str, Any], objects: dict[str, type],
         built = keras.Model.from_config(config["config"], custom_objects=objects)
     built.load_weights(model.model_file)
     return built
+
+
+ALIGNED = "fsprec>Conv2DTranspose"
+
+
+def _faceswap3_transposed_convolutions(config: dict[str, Any], objects: dict[str, type]
+                                       ) -> dict[str, Any]:
+    """``config`` with its Conv2DTranspose layers built as the compat class that aligns their
+    output as Faceswap 3 (Keras 3.14 on torch) trained them; ``config`` itself when it has
+    none. Adds the class to ``objects``."""
+    from .compat.convolution import Conv2DTranspose  # noqa: PLC0415 (imports Keras)
+
+    if not any(e.get("class_name") == "Conv2DTranspose"
+               for _, e in iter_leaves(config["config"]["layers"])):
+        return config
+    new = copy.deepcopy(config)
+    for _, entry in iter_leaves(new["config"]["layers"]):
+        if entry.get("class_name") == "Conv2DTranspose":
+            entry["registered_name"] = ALIGNED
+    objects[ALIGNED] = Conv2DTranspose
+    return new
 
 
 def _refuse_lambda(model: ModelFolder, config: dict[str, Any]) -> None:

@@ -13,7 +13,10 @@ fixes them the same way:
   ``ScalarOp`` layers; any other TFOpLambda is refused;
 - arguments Keras 3 dropped are removed (``groups`` of depthwise, separable and transposed
   convolutions; the kernel settings of SeparableConv2D) and LeakyReLU's ``alpha`` is renamed
-  ``negative_slope``.
+  ``negative_slope``;
+- the spatial dropouts lose ``trainable`` and ``noise_shape``, which their Keras 3 constructors
+  refuse (they own no weights, so neither changes anything). Faceswap 3's own updater does not
+  do this, so it cannot upgrade a Faceswap 2 ``unbalanced`` model.
 
 CLIP encoders (a sub-model named ``visual``) need Faceswap's own rebuild and are refused.
 """
@@ -31,6 +34,8 @@ from ..precision import policy_form
 SCALAR_OPS = ("multiply", "truediv", "add", "subtract")
 _NO_GROUPS = ("DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 _SEPARABLE_DROPPED = ("kernel_initializer", "kernel_regularizer", "kernel_constraint")
+_SPATIAL_DROPOUTS = ("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
+_SPATIAL_DROPPED = ("trainable", "noise_shape")
 
 
 def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,6 +74,9 @@ def _upgrade_layer(layer: dict[str, Any]) -> None:
         config.pop("groups", None)
     if class_name == "SeparableConv2D":
         for key in _SEPARABLE_DROPPED:
+            config.pop(key, None)
+    if class_name in _SPATIAL_DROPOUTS:
+        for key in _SPATIAL_DROPPED:
             config.pop(key, None)
     if class_name != "InputLayer" and not is_model_entry(layer) and "dtype" in config:
         policy = policy_name(config["dtype"])

@@ -1,0 +1,210 @@
+"""Run real Faceswap on model folders; executed in the Faceswap venv, inside a Faceswap tree.
+
+``python faceswap_driver.py JOBS.json REPORT.json`` with the current directory a writable copy
+of a Faceswap tree. Each job loads a model folder the way ``faceswap train`` does (Faceswap's
+own argument parser, ``PluginLoader.get_model(plugin)(model_dir, args, predict=False)``,
+``model.build()``) with ``config/train.ini`` set to the job's precision, then optionally trains
+it through Faceswap's own trainer on synthetic faces and saves it with Faceswap's own save.
+
+A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "save": bool, "ini": {section:
+{option: value}}, "forward": npz path or absent}``; a folder without a model gets a new one
+built by Faceswap. Its report:
+``{"rebuild": bool, "dtypes": {"sub/layer": policy}, "losses": [float], "error": str|null}``.
+This file only drives Faceswap; it is not part of fsprec.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import re
+import sys
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+sys.path.insert(0, os.getcwd())
+
+TRAIN_INI = Path("config/train.ini")
+
+
+def stub_torchvision() -> None:
+    """Stand in for torchvision, which only Faceswap's LPIPS loss uses.
+
+    The registry's torchvision is a CUDA build that fails to import beside CPU torch; Faceswap
+    imports it at module level, so the names exist here and fail only when an LPIPS loss runs.
+    """
+    import types
+
+    def unavailable(*_args, **_kwargs):
+        raise RuntimeError("torchvision is not installed in the Faceswap test venv")
+
+    models = types.ModuleType("torchvision.models")
+    for name in ("alexnet", "squeezenet1_1", "vgg16"):
+        setattr(models, name, unavailable)
+    models.feature_extraction = types.SimpleNamespace(create_feature_extractor=unavailable)
+    package = types.ModuleType("torchvision")
+    package.models = models
+    sys.modules.setdefault("torchvision", package)
+    sys.modules.setdefault("torchvision.models", models)
+
+
+def set_options(mixed: bool, sections: dict[str, dict[str, object]]) -> None:
+    """Write ``mixed_precision`` and the job's other options into Faceswap's train.ini.
+
+    Faceswap generates the file with every option on a ``key = value`` line under its
+    ``[section]``; only those lines change.
+    """
+    pristine = TRAIN_INI.with_name("train.ini.defaults")
+    if not pristine.exists():
+        from lib.config import generate_configs
+        generate_configs()
+        TRAIN_INI.replace(pristine)
+    TRAIN_INI.write_bytes(pristine.read_bytes())
+    wanted = {"global": {"mixed_precision": mixed}}
+    for section, options in sections.items():
+        wanted.setdefault(section, {}).update(options)
+    lines = TRAIN_INI.read_text(encoding="utf-8").splitlines(keepends=True)
+    section = ""
+    for index, line in enumerate(lines):
+        header = re.match(r"^\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1)
+            continue
+        option = re.match(r"^(\w+)\s*=", line)
+        if option and option.group(1) in wanted.get(section, {}):
+            lines[index] = f"{option.group(1)} = {wanted[section][option.group(1)]}\n"
+    TRAIN_INI.write_text("".join(lines), encoding="utf-8")
+
+
+def reload_config() -> None:
+    """Make Faceswap read train.ini again: it loads it once per process, on first use."""
+    from plugins.train import train_config
+    train_config._IS_LOADED = False
+
+
+def parse_train_args(model_dir: str, plugin: str, faces: Path):
+    """``faceswap train -A .. -B .. -m MODEL -t PLUGIN`` through Faceswap's own parser."""
+    from lib.cli import args as cli_args
+    from lib.cli.args_train import TrainArgs
+    parser = cli_args.FullHelpArgumentParser()
+    sub = parser.add_subparsers()
+    TrainArgs(sub, "train", "train")
+    return parser.parse_args(["train", "-A", str(faces / "a"), "-B", str(faces / "b"),
+                              "-m", model_dir, "-t", plugin.replace("_", "-"),
+                              "--batch-size", "2", "--no-logs"])
+
+
+def layer_dtypes(model, prefix: str = "") -> dict[str, str]:
+    """``{"sub-model/layer": dtype policy name}`` of every leaf layer of a live Keras model."""
+    import keras
+    found: dict[str, str] = {}
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            found.update(layer_dtypes(layer, f"{path}/"))
+        elif isinstance(layer, keras.layers.InputLayer):  # its policy is the global one
+            found[path] = layer.output.dtype
+        else:
+            found[path] = layer.dtype_policy.name
+    return found
+
+
+class SyntheticFaces:
+    """Random faces and targets in the shapes Faceswap's TrainLoader yields."""
+
+    def __init__(self, model, batch: int) -> None:
+        import torch
+        self._torch = torch
+        self._gen = torch.Generator().manual_seed(0)
+        self._batch = batch
+        self._in = model.input_shapes[0][1:]
+        sides = len(model.input_shapes)
+        outs = [s for s in model.output_shapes if s[-1] != 1]
+        self._out = sorted({s[1] for s in outs[:len(outs) // sides]})
+        self._sides = sides
+
+    def __next__(self):
+        from lib.training.data.collate import BatchMeta
+        rand = lambda *shape: self._torch.rand(*shape, generator=self._gen)  # noqa: E731
+        inputs = [rand(self._batch, *self._in) for _ in range(self._sides)]
+        targets = [rand(self._batch, self._sides, size, size, 3) for size in self._out]
+        masks = [self._torch.ones(self._batch, self._sides, 1, size, size) for size in self._out]
+        return inputs, targets, BatchMeta(mask_face=masks, mask_eye=masks, mask_mouth=masks)
+
+
+def run_job(job: dict, faces: Path) -> dict:
+    """Load (and maybe train and save) one model folder with Faceswap."""
+    import keras
+    import numpy as np
+    from lib.training import train as fs_train
+    from plugins.plugin_loader import PluginLoader
+    from plugins.train.trainer.base import TrainConfig
+
+    set_options(job["mixed"], job.get("ini", {}))
+    reload_config()
+    keras.backend.clear_session()
+    args = parse_train_args(job["model_dir"], job["plugin"], faces)
+    model = PluginLoader.get_model(args.trainer, disable_logging=True)(
+        args.model_dir, args, predict=False)
+    report: dict = {"rebuild": bool(model.state.model_needs_rebuild), "losses": []}
+    start = time.monotonic()
+    model.build()
+    report["seconds"] = {"build": time.monotonic() - start}
+    report["dtypes"] = layer_dtypes(model.model)
+    trainer = None
+    if job.get("steps"):
+        config = TrainConfig(folders=[args.input_a, args.input_b], batch_size=args.batch_size,
+                             augment_color=False, flip=False, warp=False, cache_landmarks=False,
+                             snapshot_interval=args.snapshot_interval)
+        plugin = PluginLoader.get_trainer("original", disable_logging=True)(model, config)
+        original = fs_train.Trainer._get_train_loader
+        fs_train.Trainer._get_train_loader = lambda self: SyntheticFaces(model, args.batch_size)
+        try:
+            trainer = fs_train.Trainer(plugin, preview=False)
+        finally:
+            fs_train.Trainer._get_train_loader = original
+        for _ in range(job["steps"]):
+            trainer.train_one_step(None, False)
+            report["losses"].append(float(np.sum(model._io.history[-1])))
+    report["seconds"]["train"] = time.monotonic() - start
+    if job.get("save"):
+        model.io.save(trainer._optimizer if trainer is not None else None, is_exit=True)
+    report["seconds"]["save"] = time.monotonic() - start
+    if job.get("forward"):
+        forward(model.model, Path(job["forward"]))
+    return report
+
+
+def forward(model, path: Path) -> None:
+    """Faceswap's outputs on ``default_rng(1234).random`` inputs, as in the fixtures'
+    ``reference.npz``: ``input_0..`` and ``output_0..``, ``model(x, training=False)``."""
+    import keras
+    import numpy as np
+    rng = np.random.default_rng(1234)
+    inputs = [rng.random((2, *t.shape[1:]), np.float32) for t in model.inputs]
+    outputs = model(inputs, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    arrays = {f"input_{i}": x for i, x in enumerate(inputs)}
+    arrays |= {f"output_{i}": keras.ops.convert_to_numpy(y).astype(np.float32)
+               for i, y in enumerate(outputs)}
+    np.savez(path, **arrays)
+
+
+def main() -> None:
+    stub_torchvision()
+    jobs = json.loads(Path(sys.argv[1]).read_text())
+    faces = Path(sys.argv[1]).parent / "faces"
+    for side in "ab":
+        (faces / side).mkdir(parents=True, exist_ok=True)
+    reports = []
+    for job in jobs:
+        try:
+            reports.append(run_job(job, faces) | {"error": None})
+        except BaseException as err:  # one job's failure is reported, the others still run
+            reports.append({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"})
+    Path(sys.argv[2]).write_text(json.dumps(reports, indent=1))
+
+
+if __name__ == "__main__":
+    main()
