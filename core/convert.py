@@ -24,11 +24,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import atomic, traincfg
+from . import atomic, lock, procs, traincfg
 from .archive import CHUNK, open_zip, rewrite_member
 from .errors import FsprecError
 from .layers import MIXED_POLICIES, POLICIES, entry_name, iter_leaves, kept_float32_reason
-from .modelfile import CONFIG_MEMBER, ModelFolder, open_model, read_config
+from .modelfile import (CONFIG_MEMBER, ModelFolder, find_model_file, open_model, plugin_of,
+                        read_config)
 from .precision import changed_layers, switch_precision
 from .state import State
 from .task import Task
@@ -55,6 +56,7 @@ class Plan:
     train_ini: traincfg.TrainIni | None = None
     update_train_ini: bool = False
     warnings: list[str] = field(default_factory=list)
+    fingerprint: atomic.Fingerprint = ()
 
     @property
     def destination(self) -> Path:
@@ -157,8 +159,8 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     if target not in POLICIES:
         raise FsprecError(f"Unknown precision {target!r}; choose one of {', '.join(POLICIES)}.")
     folder = Path(folder).expanduser().resolve()
-    if folder.is_dir() and atomic.interrupted(folder):
-        atomic.recover(folder)
+    notes = recover(folder)
+    prints = _fingerprint(folder)
     model = open_model(folder)
     if model.state_problem and model.state_file is not None:
         raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
@@ -168,7 +170,7 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     out = Path(out_dir).expanduser().resolve() if out_dir else None
     if out == folder:
         out = None
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     if model.state is None:
         warnings.append(f"{model.state_problem} Only the model file is converted.")
     if model.eligible_source == "derived" and target in MIXED_POLICIES:
@@ -178,16 +180,63 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
         warnings.append("mixed_bfloat16 is an fsprec extension: Faceswap trains in "
                         "mixed_float16 and will not train this model as it is.")
     ini = traincfg.read(train_ini) if train_ini is not None else None
+    if _fingerprint(folder) != prints:
+        raise FsprecError(f"{model.model_file.name} changed while fsprec was reading it; "
+                          "try again when nothing else is writing it.")
     return Plan(model, target, pins, config, changed_layers(model.config, config),
-                _new_state(model, target), out, backup, ini, update_train_ini, warnings)
+                _new_state(model, target), out, backup, ini, update_train_ini, warnings,
+                prints)
+
+
+def recover(folder: Path) -> list[str]:
+    """Complete or set aside what an interrupted run left in ``folder`` (under its lock);
+    returns sentences for the user."""
+    if not folder.is_dir() or not (atomic.needs_recovery(folder)
+                                   or (folder / lock.LOCK_NAME).exists()):
+        return []
+    with lock.writing(folder):
+        return atomic.recover(folder).notes
+
+
+def refuse_if_in_use(model: ModelFolder) -> None:
+    """Raise :class:`FsprecError` while Faceswap trains this model or another program has its
+    model or state file open."""
+    training = procs.faceswap_training(model.path)
+    if training is not None:
+        raise FsprecError(f"Faceswap is training this model (pid {training.pid}); stop "
+                          "training first. Nothing was changed.")
+    files = [p for p in (model.model_file, model.state_file) if p is not None]
+    holder = procs.holding_open(files)
+    if holder is not None:
+        raise FsprecError(f"{holder.name} (pid {holder.pid}) has this model's files open; "
+                          "close it first. Nothing was changed.")
+
+
+def _fingerprint(folder: Path) -> atomic.Fingerprint:
+    model_file = find_model_file(folder)
+    return atomic.fingerprint([model_file, folder / f"{plugin_of(model_file)}_state.json"])
+
+
+def _check_unchanged(plan_: Plan) -> None:
+    if _fingerprint(plan_.model.path) != plan_.fingerprint:
+        raise FsprecError(f"{model.model_file.name} or its state changed since fsprec read "
+                          "it; nothing was changed. Open the folder again.")
+
+
+def _prepare_destination(plan_: Plan) -> None:
+    dest = plan_.destination
+    if not plan_.in_place:
+        if dest.exists() and not dest.is_dir():
+            raise FsprecError(f"{dest} exists and is not a folder.")
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FsprecError(f"Cannot create {dest} ({err.strerror or err}).") from err
 
 
 def _check_destination(plan_: Plan) -> None:
     dest = plan_.destination
     if not plan_.in_place:
-        if dest.exists() and not dest.is_dir():
-            raise FsprecError(f"{dest} exists and is not a folder.")
-        dest.mkdir(parents=True, exist_ok=True)
         taken = [p.name for p in (dest / plan_.model.model_file.name,
                                   dest / f"{plan_.model.plugin}_state.json") if p.exists()]
         if taken:
@@ -284,17 +333,31 @@ def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> Non
 
 
 def run(plan_: Plan, task: Task | None = None) -> Result:
-    """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure."""
+    """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure.
+
+    The destination folder's writer lock is held throughout; the model must not be in use by
+    Faceswap or another program, and must be exactly what :func:`plan` read.
+    """
     task = task or Task()
     model = plan_.model
     if plan_.nothing_to_do:
         return Result(model.model_file, model.state_file, [], 0, plan_.summary())
-    _check_destination(plan_)
+    _prepare_destination(plan_)
+    with lock.writing(plan_.destination):
+        refuse_if_in_use(model)
+        atomic.recover(plan_.destination)
+        _check_unchanged(plan_)
+        _check_destination(plan_)
+        _write_all(plan_, task)
+    return _report(plan_)
+
+
+def _write_all(plan_: Plan, task: Task) -> None:
+    model = plan_.model
     dest = plan_.destination
     target_model = dest / model.model_file.name
     target_state = dest / f"{model.plugin}_state.json"
     moves = [(atomic.temp_path(target_model), target_model)]
-    backups: list[Path] = []
     try:
         task.check()
         if model.format == "keras3":
@@ -305,13 +368,15 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
             atomic.write_temp(target_state, plan_.state.to_bytes())
             moves.append((atomic.temp_path(target_state), target_state))
         task.check()
+        _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:
             task.progress("Backing up", 0, 1)
             for source, backup in zip([model.model_file, model.state_file], plan_.backup_files):
                 if source is not None:
                     moves.insert(0, (atomic.stage_backup(source, backup), backup))
-                    backups.append(backup)
         task.check()
+        task.progress("Switching", 0, 1)
+        atomic.commit(dest, moves)
     except BaseException as err:
         for tmp, _ in moves:
             tmp.unlink(missing_ok=True)
@@ -319,9 +384,13 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
             raise FsprecError(f"Writing failed ({err.strerror or err}); nothing was "
                               "changed.") from err
         raise
-    task.progress("Switching", 0, 1)
-    atomic.commit(dest, moves)
-    task.progress("Switching", 1, 1)
+
+
+def _report(plan_: Plan) -> Result:
+    model = plan_.model
+    dest = plan_.destination
+    target_model = dest / model.model_file.name
+    target_state = dest / f"{model.plugin}_state.json"
     messages = [f"Switched {model.model_file.name} to {plan_.target}: "
                 f"{len(plan_.changes)} layer(s) changed."]
     if plan_.train_ini is not None:
@@ -332,8 +401,8 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
         else:
             messages.append(plan_.train_ini.status(target_mixed))
     messages.extend(plan_.warnings)
-    return Result(target_model, target_state if plan_.state is not None else None, backups,
-                  len(plan_.changes), messages)
+    return Result(target_model, target_state if plan_.state is not None else None,
+                  plan_.backup_files, len(plan_.changes), messages)
 
 
 def convert(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
