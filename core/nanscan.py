@@ -11,7 +11,8 @@ import numpy as np
 from .errors import FsprecError
 from .modelfile import ModelFolder, open_model
 from .task import Task
-from .weights import Weight, open_weights
+from .archive import check_crc
+from .weights import H5_ERRORS, WEIGHTS_MEMBER, Weight, open_weights
 
 CHUNK_ELEMENTS = 4 * 1024 * 1024  # 16 MB of float32 at a time
 
@@ -124,8 +125,16 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> 
     rest = [w for w in floats if w.offset is None or index.base is None]
     if rest:
         with open_weights(model.model_file, model.format) as root:
-            for weight in rest:
-                nan, inf = _count_h5(root[weight.h5path], counter)
-                findings[weight.layer].nan += nan
-                findings[weight.layer].inf += inf
+            try:
+                for weight in rest:
+                    nan, inf = _count_h5(root[weight.h5path], counter)
+                    findings[weight.layer].nan += nan
+                    findings[weight.layer].inf += inf
+            except H5_ERRORS as err:
+                raise FsprecError(f"The weights in {model.model_file.name} are damaged and "
+                                  "cannot be read.") from err
+    if model.format == "keras3":
+        task.progress("Checking the weights' CRC", 0, 1)
+        check_crc(model.model_file, WEIGHTS_MEMBER, lambda: task.cancelled)
+        task.check()
     return NanReport(model.model_file, list(findings.values()))

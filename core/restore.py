@@ -1,7 +1,7 @@
 """Restore a model from its ``.bk`` backups, as Faceswap's model tool does.
 
 The current model files (and the ``<plugin>_logs`` folder) are first moved, never deleted,
-into ``<plugin>_archived_<YYYYmmdd_HHMMSS>`` inside the model folder; then each ``.bk`` is
+into ``<plugin>_archived_<YYYYmmdd_HHMMSS>[_N]`` inside the model folder; then each ``.bk`` is
 copied back under its original name, and the log sessions the restored state knows are
 copied back from the archive.
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import atomic
+from . import atomic, lock, procs
 from .errors import FsprecError
 from .modelfile import find_model_file
 from .task import Task
@@ -69,46 +70,113 @@ def _sessions(state_file: Path) -> list[str]:
     return [f"session_{key}" for key in sessions] if isinstance(sessions, dict) else []
 
 
+def _archive_dir(folder: Path, plugin: str) -> Path:
+    """A new, empty archive folder whose name no other restore can take (date + unique tail)."""
+    stamp = f"{plugin}_archived_{datetime.now():%Y%m%d_%H%M%S}"
+    for attempt in range(1000):
+        archive = folder / (stamp if attempt == 0 else f"{stamp}_{attempt}")
+        try:
+            archive.mkdir()
+            return archive
+        except FileExistsError:
+            continue
+    raise FsprecError(f"Too many archive folders named {stamp}* in {folder}.")
+
+
+def _check_sources(backups: list[Path], targets: list[Path]) -> None:
+    for path in backups:
+        if path.is_symlink() or not path.is_file():
+            raise FsprecError(f"{path.name} is not a plain file; nothing was restored.")
+    for path in targets:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise FsprecError(f"{path.name} is not a plain file; move it away and try again. "
+                              "Nothing was restored.")
+
+
 def restore(folder: str | Path, task: Task | None = None) -> RestoreResult:
-    """Restore the model in ``folder`` from its ``.bk`` files; nothing is ever deleted."""
+    """Restore the model in ``folder`` from its ``.bk`` files; nothing is ever deleted.
+
+    All or nothing: every backup is copied to a temp file and every file to be archived is
+    checked first, under the folder's writer lock; a failure while moving puts back what was
+    moved, so the folder is as it was.
+    """
     task = task or Task()
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise FsprecError(f"{folder} is not a folder.")
+    with lock.writing(folder):
+        training = procs.faceswap_training(folder)
+        if training is not None:
+            raise FsprecError(f"Faceswap is training this model (pid {training.pid}); stop "
+                              "training first. Nothing was restored.")
+        atomic.recover(folder)
+        return _restore(folder, task)
+
+
+def _restore(folder: Path, task: Task) -> RestoreResult:
     plugin = _plugin(folder)
     backups = backups_of(folder)
     if not any(p.name.endswith((".keras.bk", ".h5.bk")) for p in backups):
         raise FsprecError(f"No model backup ({plugin}.keras.bk or {plugin}.h5.bk) in {folder}.")
+    current = _archivable(folder, plugin)
+    targets = [b.with_name(b.name[:-len(".bk")]) for b in backups]
+    _check_sources(backups, targets)
     atomic.check_writable(folder)
     atomic.check_free_space(folder, sum(p.stat().st_size for p in backups) + 4 * 1024 * 1024)
-    targets = [b.with_name(b.name[:-len(".bk")]) for b in backups]
+    prints = atomic.fingerprint([*backups, *current])
     staged: list[Path] = []
     try:
         for index, backup in enumerate(backups):
             task.check()
             task.progress("Restoring", index, len(backups))
             staged.append(atomic.temp_path(targets[index]))
-            _copy(backup, staged[-1])  # a copy, never a link: Faceswap saves in place
-    except BaseException:
+            atomic.copy_durable(backup, staged[-1])  # a copy, never a link: Faceswap saves
+        task.check()                                 # in place
+        if atomic.fingerprint([*backups, *current]) != prints:
+            raise FsprecError("The model's files changed while restoring; nothing was "
+                              "restored.")
+        archive = _archive_dir(folder, plugin)
+        _move_all(folder, current, archive, staged, targets)
+    except BaseException as err:
         for path in staged:
             path.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise FsprecError(f"Restoring failed ({err.strerror or err}); nothing was "
+                              "restored.") from err
         raise
-    archive = folder / f"{plugin}_archived_{datetime.now():%Y%m%d_%H%M%S}"
-    archive.mkdir()
-    for path in _archivable(folder, plugin):
-        os.replace(path, archive / path.name)
-    for tmp, target in zip(staged, targets):
-        os.replace(tmp, target)
-    atomic.fsync_dir(folder)
-    logs = _restore_logs(folder, plugin, archive)
+    try:
+        logs = _restore_logs(folder, plugin, archive)
+    except OSError as err:
+        raise FsprecError(f"The model was restored, but copying its training logs back from "
+                          f"{archive.name} failed ({err.strerror or err}).") from err
     task.progress("Restoring", len(backups), len(backups))
     return RestoreResult(archive, targets, logs)
 
 
-def _copy(source: Path, dest: Path) -> None:
-    shutil.copyfile(source, dest)
-    with open(dest, "rb+") as handle:
-        os.fsync(handle.fileno())
+def _move_all(folder: Path, current: list[Path], archive: Path, staged: list[Path],
+              targets: list[Path]) -> None:
+    """Archive the current files, then put the staged copies in place; on any error, undo
+    every move made (newest first) and remove the archive folder."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for path in current:
+            os.replace(path, archive / path.name)
+            done.append((archive / path.name, path))
+        for tmp, target in zip(staged, targets):
+            if target.exists():
+                raise FsprecError(f"{target.name} appeared while restoring; nothing was "
+                                  "restored.")
+            os.replace(tmp, target)
+            done.append((target, tmp))
+        atomic.fsync_dir(folder)
+    except BaseException:
+        for moved, back in reversed(done):
+            with suppress(OSError):
+                os.replace(moved, back)
+        with suppress(OSError):
+            archive.rmdir()
+        atomic.fsync_dir(folder)
+        raise
 
 
 def _restore_logs(folder: Path, plugin: str, archive: Path) -> list[Path]:

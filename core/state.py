@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import bounds
 from .errors import FsprecError
 
 
@@ -27,10 +28,14 @@ class State:
     @classmethod
     def load(cls, path: Path) -> State:
         """Read a state file; raise :class:`FsprecError` when it is not a Faceswap state."""
+        path = Path(path)
+        what = f"The state file {path.name}"
         try:
-            data = json.loads(Path(path).read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FsprecError(f"The state file {path} cannot be read: {err}") from err
+            with open(path, "rb") as handle:
+                raw = handle.read(bounds.MAX_STATE + 1)
+        except OSError as err:
+            raise FsprecError(f"{what} cannot be read ({err.strerror or err}).") from err
+        data = bounds.loads(raw, what, bounds.MAX_STATE)
         if not isinstance(data, dict):
             raise FsprecError(f"The state file {path} is not a Faceswap state (not a JSON object).")
         layers = data.get("mixed_precision_layers", [])
