@@ -241,9 +241,26 @@ def _valid_moves(folder: Path, journal: Path) -> list[tuple[str, str]] | None:
             return None
         plugins.add(named["plugin"])
         source = folder / tmp
-        if source.is_symlink() or (source.exists() and not source.is_file()):
+        if source.is_symlink() or (source.exists() and not _well_formed(source, target)):
             return None
     return [(a, b) for a, b in moves] if len(plugins) == 1 else None
+
+
+def _well_formed(tmp: Path, target: str) -> bool:
+    """True when a temp file holds what its target needs: a model that opens, or a state."""
+    from . import bounds, modelfile  # modelfile reads models through archive, which uses us
+
+    if not tmp.is_file():
+        return False
+    try:
+        if target.endswith((".json", ".json.bk")):
+            with open(tmp, "rb") as handle:
+                return isinstance(bounds.loads(handle.read(bounds.MAX_STATE + 1), tmp.name,
+                                               bounds.MAX_STATE), dict)
+        modelfile.read_config(tmp, "keras3" if ".keras" in target else "keras2")
+    except (FsprecError, OSError):
+        return False
+    return True
 
 
 def _stale(folder: Path) -> Iterator[Path]:

@@ -18,6 +18,8 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .modelfile import (CONFIG_MEMBER, ModelFolder, find_model_file, open_model,
 from .precision import changed_layers, switch_precision
 from .state import State
 from .task import Task
+from .weights import H5_ERRORS
 
 _MARGIN = 4 * 1024 * 1024
 
@@ -164,6 +167,9 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     model = open_model(folder)
     if model.state_problem and model.state_file is not None:
         raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
+    if not model.weights.weights and model.leaves(with_params=False):
+        raise FsprecError(f"{model.model_file.name} holds no weights for its layers; Keras "
+                          "would not load it.")
     pins = list(dict.fromkeys(pins))
     _check_pins(model, target, pins)
     config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
@@ -287,7 +293,7 @@ def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
     tmp = atomic.temp_path(target)
     try:
         text = json.dumps(config)
-        with h5py.File(tmp, "r+") as h5:
+        with _damage_as_sentence(source), h5py.File(tmp, "r+") as h5:
             kind = h5.attrs.get_id("model_config").get_type()
             if isinstance(kind, h5py.h5t.TypeStringID) and kind.is_variable_str():
                 encoding = "utf-8" if kind.get_cset() == h5py.h5t.CSET_UTF8 else "ascii"
@@ -304,6 +310,18 @@ def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
         raise
 
 
+@contextmanager
+def _damage_as_sentence(source: Path) -> Iterator[None]:
+    """h5py's errors other than OSError (a write failing) mean a damaged source file."""
+    try:
+        yield
+    except OSError:
+        raise
+    except H5_ERRORS as err:
+        raise FsprecError(f"{source.name} is damaged and cannot be converted; nothing was "
+                          "changed.") from err
+
+
 def _digest(dataset: h5py.Dataset) -> str:
     digest = hashlib.blake2b()
     if dataset.shape == () or dataset.size == 0:
@@ -316,7 +334,15 @@ def _digest(dataset: h5py.Dataset) -> str:
 
 
 def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
-    _, new_config, _ = read_config(written)
+    try:
+        _compare_keras2(source, written, config, task)
+    except H5_ERRORS as err:
+        raise FsprecError(f"The weights in {source.name} are damaged and cannot be read; "
+                          "nothing was changed.") from err
+
+
+def _compare_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
+    _, new_config, _ = read_config(written, "keras2")
     if new_config != config:
         raise FsprecError("Verification failed: the written config differs.")
     with h5py.File(source, "r") as old, h5py.File(written, "r") as new:

@@ -197,9 +197,11 @@ def _read_keras2(path: Path) -> tuple[dict, dict]:
     return _check_config(config, path.name), metadata
 
 
-def read_config(model_file: Path) -> tuple[Format, dict, dict]:
-    """Format, model config and metadata of a model file (no weight data read)."""
-    if model_file.suffix == ".keras":
+def read_config(model_file: Path, fmt: Format | None = None) -> tuple[Format, dict, dict]:
+    """Format, model config and metadata of a model file (no weight data read); the format
+    comes from the suffix unless given."""
+    fmt = fmt or ("keras3" if model_file.suffix == ".keras" else "keras2")
+    if fmt == "keras3":
         return "keras3", *_read_keras3(model_file)
     return "keras2", *_read_keras2(model_file)
 
