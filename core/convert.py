@@ -225,7 +225,7 @@ def _fingerprint(folder: Path) -> atomic.Fingerprint:
 
 def _check_unchanged(plan_: Plan) -> None:
     if _fingerprint(plan_.model.path) != plan_.fingerprint:
-        raise FsprecError(f"{model.model_file.name} or its state changed since fsprec read "
+        raise FsprecError(f"{plan_.model.model_file.name} or its state changed since fsprec read "
                           "it; nothing was changed. Open the folder again.")
 
 
