@@ -27,6 +27,9 @@ from .errors import Cancelled, FsprecError
 CHUNK = 8 * 1024 * 1024
 KERNEL_CHUNK = 32 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_PAD_HEADER = struct.Struct("<HH")
+_ALIGN_ID = 0xD935
+BLOCK = 4096
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -229,6 +232,10 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress
                  total: int, cancelled: CancelCheck) -> bool:
     """Copy with ``os.copy_file_range``; False (nothing copied) where it is not supported.
 
+    Where source and destination offsets are congruent modulo the block size (see
+    :func:`_alignment`) and the file system can share extents (XFS, btrfs), the kernel clones
+    the blocks instead of copying them.
+
     Write-back of the copied pages is started as the copy goes (a background ``fdatasync``),
     so the caller's final fsync has little left to wait for.
     """
@@ -241,8 +248,10 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress
             if cancelled():
                 raise Cancelled("Cancelled; nothing was changed.")
             try:
+                # The first step ends on a block boundary, so the rest can be shared (reflink)
+                step = -(start + copied) % BLOCK or KERNEL_CHUNK
                 count = os.copy_file_range(src.fileno(), dst.fileno(),
-                                           min(KERNEL_CHUNK, length - copied),
+                                           min(step, length - copied),
                                            start + copied, out_start + copied)
             except OSError:
                 if copied:
@@ -286,6 +295,8 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                     new.external_attr = info.external_attr
                     new.create_system = info.create_system
                     new.comment = info.comment
+                    if new.compress_type == zipfile.ZIP_STORED and fast_paths():
+                        new.extra = _alignment(zout.fp.tell(), new, len(data), end)
                     zout.writestr(new, data)
                     progress(end, total)
                     continue
@@ -325,6 +336,19 @@ def _check_compressed(path: Path, infos: list[zipfile.ZipInfo], cancelled: Cance
                     OSError) as err:
                 raise FsprecError(f"{info.filename} in {path.name} is damaged ({err}); "
                                   "nothing was changed.") from err
+
+
+def _alignment(offset: int, info: zipfile.ZipInfo, size: int, source_end: int) -> bytes:
+    """An extra field (zipalign's id 0xD935) that makes the new member end at the same offset
+    modulo :data:`BLOCK` as the old one, so every member after it keeps its block alignment
+    and the file system can share its extents with the source (reflink) instead of copying."""
+    end = offset + _LOCAL_HEADER.size + len(info.filename.encode("utf-8")) + size
+    pad = -(end - source_end) % BLOCK
+    if pad == 0:
+        return b""
+    if pad < _PAD_HEADER.size:
+        pad += BLOCK
+    return _PAD_HEADER.pack(_ALIGN_ID, pad - _PAD_HEADER.size) + bytes(pad - _PAD_HEADER.size)
 
 
 def _read_exact(src: BinaryIO, start: int, length: int) -> bytes:
