@@ -24,7 +24,7 @@ from factory import PLUGIN, make_keras2, make_keras3
 
 from fsprec.core.cli import main
 
-COMMANDS = (["inspect"], ["inspect", "--json"], ["nan-scan"], ["restore"],
+COMMANDS = (["inspect"], ["inspect", "--json"], ["nan-scan"], ["restore"], ["scan"],
             ["convert", "--to", "mixed_float16", "--yes"], ["convert", "--to", "float32", "--yes"])
 READ_ONLY = ("inspect", "nan-scan", "scan")
 JUNK = [None, True, 0, -1, 1e308, "", "x" * 300, [], {}, [[[]]], {"a": {"b": {}}}, "\u202e",

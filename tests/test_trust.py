@@ -263,6 +263,23 @@ def test_deep_nesting_is_one_sentence(tmp_path, capsys):
             "nested too deeply")
 
 
+def test_a_config_in_an_error_is_never_printed(tmp_path, capsys, monkeypatch):
+    """A refusal whose text carries a layer config (as a validation child's may) prints one
+    short sentence; the config is cut."""
+    from factory import tiny_config
+    folder = make_keras3(tmp_path / "m")
+    config = json.dumps(tiny_config())
+
+    def refuse(*args, **kwargs):
+        raise FsprecError(f"Cannot build layer dense with config {config}.")
+
+    monkeypatch.setattr(convert, "plan", refuse)
+    assert main(["convert", str(folder), "--to", "mixed_float16", "--yes"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fsprec: Cannot build layer dense with config {")
+    assert "class_name" not in err and len(err) < 320 and len(err.splitlines()) == 1
+
+
 # --- portable code paths (Windows, file systems without hard links) -----------------------------
 
 def test_portable_mode_copies_backups_instead_of_linking(tmp_path, monkeypatch):
