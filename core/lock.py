@@ -36,6 +36,9 @@ def _holder(path: Path) -> int | None:
 
 
 def _acquire(path: Path) -> filelock.BaseFileLock:
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
+                          "Nothing was changed.")
     lock = filelock.FileLock(path, timeout=0, is_singleton=False, thread_local=False)
     try:
         lock.acquire()
