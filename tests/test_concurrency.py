@@ -34,3 +34,31 @@ def test_second_writer_is_refused_with_the_holders_pid(tmp_path):
                                               rf"\(pid {os.getpid()}\); nothing was changed"):
             convert.convert(folder, "mixed_float16")
     assert snapshot(folder) == before and lock.busy(folder) is None
+
+
+def test_a_second_job_in_the_same_process_is_refused_too(tmp_path):
+    """The GUI runs jobs in threads: a double click must not start a second writer."""
+    import threading
+
+    from factory import make_keras3
+    from fsprec.core import convert, lock
+    from fsprec.core.errors import FsprecError
+
+    folder = make_keras3(tmp_path / "m")
+    plan = convert.plan(folder, "mixed_float16")
+    outcome = []
+
+    def second_click():
+        try:
+            convert.run(plan)
+            outcome.append("ran")
+        except FsprecError as err:
+            outcome.append(str(err))
+
+    with lock.writing(folder):
+        worker = threading.Thread(target=second_click)
+        worker.start()
+        worker.join()
+    assert outcome == [f"Another fsprec is changing this model (pid {os.getpid()}); nothing "
+                       "was changed."]
+    assert convert.plan(folder, "float32").model.precision == "float32"  # nothing was written
