@@ -1,7 +1,7 @@
 """Restore a model from its ``.bk`` backups, as Faceswap's model tool does.
 
 The current model files (and the ``<plugin>_logs`` folder) are first moved, never deleted,
-into ``<plugin>_archived_<YYYYmmdd_HHMMSS>[_N]`` inside the model folder; then each ``.bk`` is
+into ``<plugin>_archived_<YYYYmmdd_HHMMSS>`` (the first free second) inside the model folder; then each ``.bk`` is
 copied back under its original name, and the log sessions the restored state knows are
 copied back from the archive.
 """
@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import atomic, lock, procs
@@ -71,16 +71,18 @@ def _sessions(state_file: Path) -> list[str]:
 
 
 def _archive_dir(folder: Path, plugin: str) -> Path:
-    """A new, empty archive folder whose name no other restore can take (date + unique tail)."""
-    stamp = f"{plugin}_archived_{datetime.now():%Y%m%d_%H%M%S}"
-    for attempt in range(1000):
-        archive = folder / (stamp if attempt == 0 else f"{stamp}_{attempt}")
+    """A new, empty archive folder that no other restore can take: the first free second from
+    now on (``mkdir`` is atomic), so the name keeps Faceswap's ``_archived_<date>_<time>``."""
+    now = datetime.now()
+    for offset in range(1000):
+        when = now + timedelta(seconds=offset)
+        archive = folder / f"{plugin}_archived_{when:%Y%m%d_%H%M%S}"
         try:
             archive.mkdir()
             return archive
         except FileExistsError:
             continue
-    raise FsprecError(f"Too many archive folders named {stamp}* in {folder}.")
+    raise FsprecError(f"Too many archive folders named {plugin}_archived_* in {folder}.")
 
 
 def _check_sources(backups: list[Path], targets: list[Path]) -> None:
