@@ -2,13 +2,14 @@
 or hangs the HDF5 C library (it has no defence against hostile files) costs a clear sentence,
 not the app.
 
-The child opens the weights exactly as :func:`weights.open_weights` does, visits every group,
+The child opens the file (a ``.keras``'s weights member, or the whole ``.h5``), visits every group,
 attribute and dataset (chunk indexes walked, one value read per dataset), and exits;
 the parent then reads the same bytes knowing they are safe. The result is remembered per file
 fingerprint, so one model costs one child (forked on Linux: ~20 ms).
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -57,10 +58,14 @@ def _visit(path: str, fmt: str) -> None:
     try:
         import h5py
 
-        from .weights import unchecked_open_weights
+        from .archive import open_member
+        from .weights import WEIGHTS_MEMBER
 
-        with unchecked_open_weights(Path(path), fmt) as root:
-            stack, seen = [root.file], set()
+        with contextlib.ExitStack() as opened:
+            source = (opened.enter_context(open_member(Path(path), WEIGHTS_MEMBER))
+                      if fmt == "keras3" else path)
+            root = opened.enter_context(h5py.File(source, "r"))
+            stack, seen = [root], set()
             while stack:
                 obj = stack.pop()
                 _touch(obj, h5py)

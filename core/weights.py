@@ -82,13 +82,6 @@ def open_weights(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
     """Open the weights root group: ``model.weights.h5`` of a ``.keras``, ``model_weights`` of
     a Keras 2 ``.h5`` (read by a child process first: :mod:`.h5guard`)."""
     h5guard.check(model_file, fmt)
-    with unchecked_open_weights(model_file, fmt) as root:
-        yield root
-
-
-@contextmanager
-def unchecked_open_weights(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
-    """:func:`open_weights` without the child-process check (for that child itself)."""
     try:
         if fmt == "keras3":
             with open_member(model_file, WEIGHTS_MEMBER) as stream:
