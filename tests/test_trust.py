@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -362,3 +363,27 @@ def test_reading_is_not_blocked_by_a_writer(tmp_path):
         nanscan.scan_weights(folder)
         assert lock.busy(folder) == os.getpid()
     assert snapshot(folder) == before
+
+
+# --- the HDF5 library crashing or hanging on a hostile file ------------------------------------
+
+def _crash(path: str, fmt: str) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _hang(path: str, fmt: str) -> None:
+    time.sleep(30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("child,message", [(_crash, "crashed the HDF5 library"),
+                                           (_hang, "did not finish")])
+def test_a_crash_or_hang_in_the_hdf5_library_is_a_sentence(tmp_path, capsys, monkeypatch,
+                                                            child, message):
+    from fsprec.core import h5guard
+    monkeypatch.setattr(h5guard, "_visit", child)
+    monkeypatch.setattr(h5guard, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(h5guard, "_safe", set())
+    folder = make_keras3(tmp_path / "m")
+    refused(capsys, folder, ["nan-scan", str(folder)], message)
+    refused(capsys, folder, ["convert", str(folder), "--to", "mixed_float16", "--yes"], message)
