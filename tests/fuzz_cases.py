@@ -392,6 +392,9 @@ def check_case(folder: Path, argv: list[str]) -> list[str]:
             broken.append(f"convert exited 0 but its result does not load ({why})")
         if not could_load:
             broken.append("convert exited 0 on a model that does not load")
+        model = next((k for k in before if k.endswith((".keras", ".h5"))), None)
+        if model and after.get(f"{model}.bk") != before[model]:
+            broken.append("after convert, the .bk is not the model from before")
     return broken
 
 
