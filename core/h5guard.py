@@ -5,7 +5,9 @@ not the app.
 The child opens the file (a ``.keras``'s weights member, or the whole ``.h5``), visits every group,
 attribute and dataset (chunk indexes walked, one value read per dataset), and exits;
 the parent then reads the same bytes knowing they are safe. The result is remembered per file
-fingerprint, so one model costs one child (forked on Linux: ~20 ms).
+fingerprint, so one model costs one child (forked on Linux: ~20 ms). The child's address space
+is capped: an object declaring gigabytes makes its allocation fail there, and the parent then
+refuses the file instead of allocating it.
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from pathlib import Path
 from .errors import FsprecError
 
 TIMEOUT_S = 30.0
-MAX_READ = 256 * 1024 * 1024
+MAX_READ = 256 * 1024 * 1024  # the most the child may allocate, and read from one dataset
+_TOO_BIG = 3  # the child's exit code when an allocation failed under its memory cap
 _safe: set[tuple] = set()
+_memory_errors: list[BaseException] = []
 
 
 def _key(path: Path) -> tuple | None:
@@ -45,6 +49,9 @@ def check(model_file: Path, fmt: str) -> None:
         child.join()
         raise FsprecError(f"Reading the weights in {model_file.name} did not finish in "
                           f"{TIMEOUT_S:.0f} s; the file is damaged.")
+    if child.exitcode == _TOO_BIG:
+        raise FsprecError(f"The weights in {model_file.name} are damaged (reading them would "
+                          "need far more memory than any model's metadata).")
     if child.exitcode != 0:
         raise FsprecError(f"The weights in {model_file.name} are damaged (reading them "
                           "crashed the HDF5 library).")
@@ -55,6 +62,7 @@ def _visit(path: str, fmt: str) -> None:
     """The child: touch everything the parent may read, each item on its own (an error in one
     does not stop the walk); Python-level errors are left for the parent's own read to report,
     so the child exits 0 unless the library crashes."""
+    _limit_memory()
     try:
         import h5py
 
@@ -76,15 +84,35 @@ def _visit(path: str, fmt: str) -> None:
                         if item is not None and addr not in seen:
                             seen.add(addr)
                             stack.append(item)
-    except BaseException:  # noqa: BLE001 - reported by the parent's own read
-        pass
-    os._exit(0)
+    except BaseException as err:  # noqa: BLE001 - reported by the parent's own read
+        _note(err)
+    os._exit(_TOO_BIG if _memory_errors else 0)
+
+
+def _limit_memory() -> None:
+    """Cap the child's address space at its size now plus :data:`MAX_READ`, so that a file
+    declaring a huge object makes the allocation fail here instead of in the parent."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + MAX_READ, resource.RLIM_INFINITY))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass  # no such limit on this platform; the parent's own size checks remain
+
+
+def _note(err: BaseException) -> None:
+    if isinstance(err, MemoryError) or "allocat" in str(err).lower():
+        _memory_errors.append(err)
 
 
 def _quiet(read, default=None):
     try:
         return read()
-    except Exception:  # noqa: BLE001 - the child only looks for crashes
+    except Exception as err:  # noqa: BLE001 - the child only looks for crashes
+        _note(err)
         return default
 
 
