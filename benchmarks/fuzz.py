@@ -105,16 +105,15 @@ def main() -> None:
     pool = Worker()
     for seed in range(args.start, args.start + args.n):
         answer = pool.run(seed, args.timeout)
-        if answer == "hang":
-            hangs += 1
-            failures.append({"seed": seed, "broken": ["no answer within the timeout (hang)"]})
-            continue
-        if answer == "crash":
-            crashes += 1
-            failures.append({"seed": seed, "broken": ["the worker process crashed"]})
+        if answer in ("hang", "crash"):
+            hangs, crashes = hangs + (answer == "hang"), crashes + (answer == "crash")
+            failures.append({"seed": seed, "broken": [f"the case ended in a {answer}"]})
+            print(f"BROKEN seed {seed}: {answer}", flush=True)
             continue
         kinds[answer["case"].split(":")[1].split(" on ")[0].strip()] += 1
         peak = max(peak, answer["rss_mb"])
+        if answer["rss_mb"] > 200:
+            answer["broken"].append(f"peak RSS {answer['rss_mb']:.0f} MB")
         slowest = max(slowest, (answer["seconds"], answer["case"]))
         if answer["broken"]:
             failures.append(answer)
