@@ -26,10 +26,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import atomic, lock, procs, traincfg
+from . import atomic, faceswap, lock, procs, traincfg
 from .archive import CHUNK, open_zip, rewrite_member
+from .config import entry_name, iter_leaves
 from .errors import FsprecError
-from .layers import MIXED_POLICIES, POLICIES, entry_name, iter_leaves, kept_float32_reason
+from .layers import MIXED_POLICIES, POLICIES, kept_float32_reason
 from .modelfile import (CONFIG_MEMBER, ModelFolder, find_model_file, open_model, plugin_of,
                         read_config)
 from .precision import changed_layers, switch_precision
@@ -90,7 +91,7 @@ class Plan:
         files = [self.model.model_file]
         if self.model.state_file is not None:
             files.append(self.model.state_file)
-        return [f.with_name(f"{f.name}.bk") for f in files]
+        return [faceswap.backup_of(f) for f in files]
 
     def summary(self) -> list[str]:
         """Plain sentences describing what will happen."""
@@ -220,7 +221,7 @@ def refuse_if_in_use(model: ModelFolder) -> None:
 
 def _fingerprint(folder: Path) -> atomic.Fingerprint:
     model_file = find_model_file(folder)
-    return atomic.fingerprint([model_file, folder / f"{plugin_of(model_file)}_state.json"])
+    return atomic.fingerprint([model_file, faceswap.state_file(folder, plugin_of(model_file))])
 
 
 def _check_unchanged(plan_: Plan) -> None:
@@ -244,7 +245,7 @@ def _check_destination(plan_: Plan) -> None:
     dest = plan_.destination
     if not plan_.in_place:
         taken = [p.name for p in (dest / plan_.model.model_file.name,
-                                  dest / f"{plan_.model.plugin}_state.json") if p.exists()]
+                                  faceswap.state_file(dest, plan_.model.plugin)) if p.exists()]
         if taken:
             raise FsprecError(f"{dest} already holds {', '.join(taken)}; choose an empty "
                               "folder for the converted copy.")
@@ -382,7 +383,7 @@ def _write_all(plan_: Plan, task: Task) -> None:
     model = plan_.model
     dest = plan_.destination
     target_model = dest / model.model_file.name
-    target_state = dest / f"{model.plugin}_state.json"
+    target_state = faceswap.state_file(dest, model.plugin)
     moves = [(atomic.temp_path(target_model), target_model)]
     try:
         task.check()
@@ -416,7 +417,7 @@ def _report(plan_: Plan) -> Result:
     model = plan_.model
     dest = plan_.destination
     target_model = dest / model.model_file.name
-    target_state = dest / f"{model.plugin}_state.json"
+    target_state = faceswap.state_file(dest, model.plugin)
     messages = [f"Switched {model.model_file.name} to {plan_.target}: "
                 f"{len(plan_.changes)} layer(s) changed."]
     if plan_.train_ini is not None:

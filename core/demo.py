@@ -21,8 +21,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from . import faceswap
 from .atomic import write_atomic
-from .weights import WEIGHTS_MEMBER
+from .weights import WEIGHTS_MEMBER, snake_case
 
 PLUGIN = "original"
 FOLDER_NAME = "fsprec-demo"
@@ -193,18 +194,12 @@ def _decoder(side: str, index: int, counters: dict[int, int], input_shape: list,
     return scope
 
 
-def _snake(class_name: str) -> str:
-    return {"InputLayer": "input_layer", "Conv2D": "conv2d", "LeakyReLU": "leaky_re_lu",
-            "PixelShuffler": "pixel_shuffler", "Functional": "functional"}.get(
-                class_name, class_name.lower())
-
-
 def _write_vars(group: h5py.Group, entries: list[dict], weights: dict[str, list[np.ndarray]],
                 scopes: dict[str, _Scope]) -> None:
     """Keras's weights layout: ``layers/<snake_class>[_n]/vars/<i>`` with a ``name`` attr."""
     seen: dict[str, int] = {}
     for entry in entries:
-        base = _snake(entry["class_name"])
+        base = snake_case(entry["class_name"])
         key = base if base not in seen else f"{base}_{seen[base]}"
         seen[base] = seen.get(base, 0) + 1
         layer_group = group.create_group(f"layers/{key}")
@@ -265,7 +260,7 @@ def _state(eligible: list[str]) -> bytes:
     state = {"name": PLUGIN, "sessions": {}, "lowest_avg_loss": 0.0, "iterations": 0,
              "mixed_precision_layers": eligible, "lr_finder": -1.0,
              "config": dict(_STATE_CONFIG)}
-    return json.dumps(state, indent=2).encode("utf-8")
+    return faceswap.state_bytes(state)
 
 
 def write_demo(folder: str | Path, seed: int = 0) -> Path:
@@ -277,7 +272,7 @@ def write_demo(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config, weights, eligible = _build(seed)
-    write_atomic(folder / f"{PLUGIN}_state.json", _state(eligible))
+    write_atomic(faceswap.state_file(folder, PLUGIN), _state(eligible))
     write_atomic(folder / f"{PLUGIN}.keras", _keras_file(config, weights))
     return folder
 

@@ -1,6 +1,6 @@
-"""The layer tree of a Keras model config: dtype policies and mixed-precision eligibility.
+"""The layer tree of a model config: dtype policies and mixed-precision eligibility.
 
-Works on the JSON config alone (Keras 2 and Keras 3 forms); no Keras import.
+Works on the JSON config alone, walked with :mod:`.config`; no Keras import.
 """
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+from .config import (MODEL_CLASSES, entry_name, entry_policy, is_model_entry, iter_leaves,
+                     producers)
+
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 POLICIES = ("float32", *MIXED_POLICIES)
 
@@ -24,90 +26,11 @@ _OUTPUT_NAME = re.compile(r"^(face|mask)_out(_|$)")
 EligibleSource = Literal["state", "config", "derived"]
 
 
-def policy_name(dtype: Any) -> str | None:
-    """Normalise every stored dtype form to a policy name (``None`` when there is none).
-
-    Handles a plain string (``"float32"``), a Keras 3 ``DTypePolicy`` dict and a Keras 2
-    ``Policy`` dict (``{"class_name": "Policy", "config": {"name": ...}}``).
-    """
-    if isinstance(dtype, str):
-        return dtype
-    if isinstance(dtype, Mapping):
-        config = dtype.get("config")
-        if isinstance(config, Mapping) and isinstance(config.get("name"), str):
-            return config["name"]
-        if isinstance(dtype.get("name"), str):
-            return dtype["name"]
-    return None
-
-
 def compute_dtype(policy: str | None) -> str | None:
     """The dtype a layer with this policy computes (and outputs) in."""
     if policy is None:
         return None
     return {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy, policy)
-
-
-def is_model_entry(entry: Mapping[str, Any]) -> bool:
-    """True for a nested sub-model (its ``config.layers`` holds more layers)."""
-    config = entry.get("config")
-    return (entry.get("class_name") in MODEL_CLASSES
-            and isinstance(config, Mapping) and isinstance(config.get("layers"), list))
-
-
-def entry_name(entry: Mapping[str, Any]) -> str:
-    """The name of a layer entry (Keras 3 keeps it at top level, Keras 2 in its config)."""
-    config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
-    return str(config.get("name") or entry.get("name") or "")
-
-
-def iter_entries(layers: list[dict], prefix: str = "") -> Iterator[tuple[str, dict]]:
-    """Yield ``(path, entry)`` for every entry, depth first, sub-models before their layers."""
-    for entry in layers:
-        path = f"{prefix}{entry_name(entry)}"
-        yield path, entry
-        if is_model_entry(entry):
-            yield from iter_entries(entry["config"]["layers"], f"{path}/")
-
-
-def iter_leaves(layers: list[dict], prefix: str = "") -> Iterator[tuple[str, dict]]:
-    """Yield ``(path, entry)`` for every entry that is not a sub-model."""
-    return ((path, entry) for path, entry in iter_entries(layers, prefix)
-            if not is_model_entry(entry))
-
-
-def entry_policy(entry: Mapping[str, Any]) -> str | None:
-    """The normalised dtype policy of an entry; ``None`` for sub-models and ops."""
-    if is_model_entry(entry):
-        return None
-    config = entry.get("config")
-    if not isinstance(config, Mapping) or "dtype" not in config:
-        return None
-    return policy_name(config["dtype"])
-
-
-def _producers(entry: Mapping[str, Any]) -> list[str]:
-    """Names of the layers feeding an entry (Keras 3 tensors and Keras 2 node lists)."""
-    names: list[str] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, Mapping):
-            history = node.get("config", {}).get("keras_history") if isinstance(
-                node.get("config"), Mapping) else None
-            if node.get("class_name") == "__keras_tensor__" and isinstance(history, list):
-                names.append(str(history[0]))
-                return
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
-                names.append(node[0])  # Keras 2: [layer_name, node_index, tensor_index, kwargs]
-                return
-            for value in node:
-                visit(value)
-
-    visit(entry.get("inbound_nodes", []))
-    return names
 
 
 def kept_float32_reason(entry: Mapping[str, Any]) -> str | None:
@@ -117,7 +40,7 @@ def kept_float32_reason(entry: Mapping[str, Any]) -> str | None:
     if class_name == "InputLayer":
         return "input layer"
     if class_name == "Activation" and (
-            _OUTPUT_NAME.match(name) or f"{name}_conv2d" in _producers(entry)):
+            _OUTPUT_NAME.match(name) or f"{name}_conv2d" in producers(entry)):
         return "output activation kept float32 by Faceswap"
     if class_name in _KEPT_FLOAT32_CLASSES:
         return f"{class_name} kept float32 by Faceswap"

@@ -10,10 +10,11 @@ from typing import Any, Literal
 
 import h5py
 
+from . import faceswap
 from .archive import open_zip
+from .config import leaf_names, model_layers
 from .errors import FsprecError
-from .layers import (Layer, build_tree, iter_leaves, pinned_of, precision_of,
-                     resolve_eligible)
+from .layers import Layer, build_tree, pinned_of, precision_of, resolve_eligible
 from .state import State
 from .weights import WEIGHTS_MEMBER, WeightsIndex, index_weights
 
@@ -54,7 +55,7 @@ class ModelFolder:
     @property
     def config_layers(self) -> list[dict]:
         """The top-level ``layers`` list of the model config."""
-        return self.config["config"]["layers"]
+        return model_layers(self.config)
 
     @property
     def iterations(self) -> int:
@@ -103,8 +104,7 @@ class ModelFolder:
 
     def layer_names(self) -> set[str]:
         """Every leaf layer name of the model."""
-        return {entry.get("config", {}).get("name") or entry.get("name", "")
-                for _, entry in iter_leaves(self.config_layers)}
+        return set(leaf_names(self.config_layers))
 
     def to_json(self, with_params: bool = True) -> dict[str, Any]:
         """The ``fsprec inspect --json`` document (DESIGN.md §3)."""
@@ -130,7 +130,7 @@ def _candidates(folder: Path) -> list[Path]:
     """Model files in a folder: ``<plugin>.keras`` or legacy ``<plugin>.h5``."""
     found = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix not in (".keras", ".h5"):
+        if not path.is_file() or path.suffix not in faceswap.MODEL_SUFFIXES:
             continue
         if path.stem.endswith("_inference"):
             continue
@@ -221,7 +221,7 @@ def open_model(folder: str | Path) -> ModelFolder:
     model_file = find_model_file(folder)
     fmt, config, metadata = read_config(model_file)
     plugin = plugin_of(model_file)
-    state_file = folder / f"{plugin}_state.json"
+    state_file = faceswap.state_file(folder, plugin)
     state, problem = None, None
     if state_file.is_file():
         try:
@@ -231,9 +231,8 @@ def open_model(folder: str | Path) -> ModelFolder:
     else:
         problem = f"No state file ({state_file.name}); Faceswap needs it to resume training."
     backups = sorted(p for p in folder.iterdir() if p.name.startswith(plugin)
-                     and p.name.endswith(".bk"))
-    snapshots = sorted(p for p in folder.parent.glob(f"{folder.name}_snapshot_*_iters")
-                       if p.is_dir())
+                     and p.name.endswith(faceswap.BACKUP_SUFFIX))
+    snapshots = faceswap.snapshots_of(folder)
     return ModelFolder(folder, plugin, fmt, model_file, config, metadata,
                        state_file if state_file.is_file() else None, state, problem,
                        backups, snapshots)

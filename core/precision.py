@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .config import (entry_name, entry_policy, is_model_entry, iter_entries, iter_leaves,
+                     iter_scopes, keras3_histories, keras3_tensors, model_layers, output_refs)
 from .errors import FsprecError
-from .layers import (MIXED_POLICIES, POLICIES, compute_dtype, entry_name, entry_policy,
-                     is_model_entry, iter_entries, iter_leaves)
+from .layers import MIXED_POLICIES, POLICIES, compute_dtype
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -43,7 +44,7 @@ def switch_precision(config: Mapping[str, Any], eligible: Iterable[str], target:
                           f"{', '.join(POLICIES)}.")
     eligible, pinned = set(eligible), set(pinned)
     new = copy.deepcopy(dict(config))
-    layers = new["config"]["layers"]
+    layers = model_layers(new)
     old_outputs = _output_dtypes(layers)
     for _, entry in iter_leaves(layers):
         name = entry_name(entry)
@@ -93,7 +94,7 @@ def _scope_outputs(layers: list[dict], path: str, scopes: dict[str, Scope]) -> S
         elif entry_policy(entry) is not None:  # InputLayer and every layer with a policy
             scope[name] = {0: compute_dtype(entry_policy(entry))}
         else:  # an op: its result type follows its float inputs
-            inputs = {scope.get(h[0], {}).get(h[2]) for h in _histories(entry)}
+            inputs = {scope.get(h[0], {}).get(h[2]) for h in keras3_histories(entry)}
             scope[name] = {0: _promote(inputs)}
     return scope
 
@@ -105,19 +106,8 @@ def _model_outputs(entry: Mapping[str, Any], inner: Scope) -> dict[int, str | No
     if outputs is None and config.get("layers"):  # Sequential: the last layer
         last = entry_name(config["layers"][-1])
         return {0: inner.get(last, {}).get(0)}
-    refs = _flatten_refs(outputs)
+    refs = output_refs(outputs)
     return {index: inner.get(ref[0], {}).get(ref[2]) for index, ref in enumerate(refs)}
-
-
-def _flatten_refs(node: Any) -> list[list]:
-    """``[name, node_index, tensor_index]`` triples of a (nested) ``output_layers`` value."""
-    if isinstance(node, list) and len(node) == 3 and isinstance(node[0], str):
-        return [node]
-    if isinstance(node, Mapping):
-        return [ref for value in node.values() for ref in _flatten_refs(value)]
-    if isinstance(node, list):
-        return [ref for value in node for ref in _flatten_refs(value)]
-    return []
 
 
 def _promote(dtypes: set[str | None]) -> str | None:
@@ -131,24 +121,6 @@ def _promote(dtypes: set[str | None]) -> str | None:
     return max(dtypes, key=FLOAT_DTYPES.index)
 
 
-def _tensors(node: Any) -> Iterator[dict]:
-    """Every ``__keras_tensor__`` reference inside an ``inbound_nodes`` structure."""
-    if isinstance(node, Mapping):
-        if node.get("class_name") == "__keras_tensor__" and isinstance(node.get("config"), dict):
-            yield node["config"]
-            return
-        for value in node.values():
-            yield from _tensors(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _tensors(value)
-
-
-def _histories(entry: Mapping[str, Any]) -> list[list]:
-    return [t["keras_history"] for t in _tensors(entry.get("inbound_nodes", []))
-            if isinstance(t.get("keras_history"), list) and len(t["keras_history"]) == 3]
-
-
 def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
                           new: dict[str, Scope]) -> None:
     """Set each tensor reference's dtype to what its producer now outputs.
@@ -156,10 +128,10 @@ def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
     Only references whose stored dtype matches what the old config implies are touched, so
     a producer whose output dtype cannot be told from the config is left exactly as saved.
     """
-    for path, scope_layers in _scope_lists(layers):
+    for path, scope_layers in iter_scopes(layers):
         before, after = old[path], new[path]
         for entry in scope_layers:
-            for tensor in _tensors(entry.get("inbound_nodes", [])):
+            for tensor in keras3_tensors(entry.get("inbound_nodes", [])):
                 history = tensor.get("keras_history")
                 if not (isinstance(history, list) and len(history) == 3):
                     continue
@@ -169,17 +141,10 @@ def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
                     tensor["dtype"] = now
 
 
-def _scope_lists(layers: list[dict], path: str = "") -> Iterator[tuple[str, list[dict]]]:
-    """``(path, layer list)`` of the top scope and of every sub-model."""
-    yield path, layers
-    for entry in layers:
-        if is_model_entry(entry):
-            yield from _scope_lists(entry["config"]["layers"], f"{path}/{entry_name(entry)}")
-
-
-def changed_layers(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def changed_layers(before: Mapping[str, Any], after: Mapping[str, Any]
+                   ) -> list[tuple[str, str, str]]:
     """``(path, old policy, new policy)`` for every leaf whose policy differs."""
-    old = {p: entry_policy(e) for p, e in iter_entries(before["config"]["layers"])}
+    old = {p: entry_policy(e) for p, e in iter_entries(model_layers(before))}
     return [(path, str(old.get(path)), str(entry_policy(entry)))
-            for path, entry in iter_leaves(after["config"]["layers"])
+            for path, entry in iter_leaves(model_layers(after))
             if entry_policy(entry) != old.get(path)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import atomic, lock, procs
+from . import atomic, faceswap, lock, procs
 from .errors import FsprecError
 from .modelfile import find_model_file
 from .task import Task
@@ -35,7 +35,7 @@ def _plugin(folder: Path) -> str:
     try:
         return find_model_file(folder).stem
     except FsprecError:
-        models = [b for b in backups if b.name.endswith((".keras.bk", ".h5.bk"))]
+        models = [b for b in backups if faceswap.is_model_backup(b)]
         if len(models) != 1:
             raise
         return Path(models[0].stem).stem
@@ -51,15 +51,15 @@ def backups_of(folder: str | Path) -> list[Path]:
 def can_restore(folder: str | Path) -> bool:
     """True when the folder has a model backup to restore."""
     try:
-        return any(p.name.endswith((".keras.bk", ".h5.bk")) for p in backups_of(folder))
+        return any(faceswap.is_model_backup(p) for p in backups_of(folder))
     except FsprecError:
         return False
 
 
 def _archivable(folder: Path, plugin: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(plugin) and (
-        (p.is_file() and not p.name.endswith(".bk")) or
-        (p.is_dir() and p.name == f"{plugin}_logs")))
+        (p.is_file() and not p.name.endswith(faceswap.BACKUP_SUFFIX)) or
+        (p.is_dir() and p.name == faceswap.logs_dir(folder, plugin).name)))
 
 
 def _sessions(state_file: Path) -> list[str]:
@@ -75,8 +75,7 @@ def _archive_dir(folder: Path, plugin: str) -> Path:
     now on (``mkdir`` is atomic), so the name keeps Faceswap's ``_archived_<date>_<time>``."""
     now = datetime.now()
     for offset in range(1000):
-        when = now + timedelta(seconds=offset)
-        archive = folder / f"{plugin}_archived_{when:%Y%m%d_%H%M%S}"
+        archive = faceswap.archive_dir(folder, plugin, now + timedelta(seconds=offset))
         try:
             archive.mkdir()
             return archive
@@ -118,10 +117,10 @@ def restore(folder: str | Path, task: Task | None = None) -> RestoreResult:
 def _restore(folder: Path, task: Task) -> RestoreResult:
     plugin = _plugin(folder)
     backups = backups_of(folder)
-    if not any(p.name.endswith((".keras.bk", ".h5.bk")) for p in backups):
+    if not any(faceswap.is_model_backup(p) for p in backups):
         raise FsprecError(f"No model backup ({plugin}.keras.bk or {plugin}.h5.bk) in {folder}.")
     current = _archivable(folder, plugin)
-    targets = [b.with_name(b.name[:-len(".bk")]) for b in backups]
+    targets = [faceswap.backed_up(b) for b in backups]
     _check_sources(backups, targets)
     atomic.check_writable(folder)
     atomic.check_free_space(folder, sum(p.stat().st_size for p in backups) + 4 * 1024 * 1024)
@@ -182,10 +181,10 @@ def _move_all(folder: Path, current: list[Path], archive: Path, staged: list[Pat
 
 
 def _restore_logs(folder: Path, plugin: str, archive: Path) -> list[Path]:
-    archived_logs = archive / f"{plugin}_logs"
+    archived_logs = faceswap.logs_dir(archive, plugin)
     if not archived_logs.is_dir():
         return []
-    wanted = set(_sessions(folder / f"{plugin}_state.json"))
+    wanted = set(_sessions(faceswap.state_file(folder, plugin)))
     restored = []
     for session in sorted(archived_logs.rglob("session_*")):
         if session.is_dir() and session.name in wanted:

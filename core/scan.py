@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import faceswap
 from .errors import FsprecError
 from .modelfile import open_model
 from .task import Task
 
-_SKIP_DIR = re.compile(r"(^\.|_logs$|_archived_\d{8}_\d{6}$|^__pycache__$)")
-_SNAPSHOT = re.compile(r"_snapshot_\d+_iters$")
+_SKIP_DIR = re.compile(rf"(^\.|_logs$|{faceswap.ARCHIVE_DIR.pattern}|^__pycache__$)")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _looks_like_model_folder(files: list[str]) -> bool:
 
 
 def _entry(folder: Path) -> ScanEntry:
-    entry = ScanEntry(folder, is_snapshot=bool(_SNAPSHOT.search(folder.name)))
+    entry = ScanEntry(folder, is_snapshot=bool(faceswap.SNAPSHOT_DIR.search(folder.name)))
     try:
         model = open_model(folder)
     except FsprecError as err:
@@ -60,7 +60,7 @@ def _entry(folder: Path) -> ScanEntry:
     entry.plugin, entry.format = model.plugin, model.format
     entry.precision, entry.iterations = model.precision, model.iterations
     entry.size = model.model_file.stat().st_size
-    entry.has_backup = any(p.name.endswith((".keras.bk", ".h5.bk")) for p in model.backups)
+    entry.has_backup = any(faceswap.is_model_backup(p) for p in model.backups)
     entry.problem = model.state_problem
     return entry
 
@@ -72,11 +72,10 @@ def scan(root: str | Path, task: Task | None = None) -> list[ScanEntry]:
     if not root.is_dir():
         raise FsprecError(f"{root} is not a folder.")
     found: list[ScanEntry] = []
-    visited = 0
-    for current, dirs, files in os.walk(root, onerror=lambda err: None):
+    for visited, (current, dirs, files) in enumerate(os.walk(root, onerror=lambda err: None),
+                                                     start=1):
         task.check()
         dirs[:] = sorted(d for d in dirs if not _SKIP_DIR.search(d))
-        visited += 1
         task.progress("Scanning folders", visited, 0)
         if _looks_like_model_folder(files):
             found.append(_entry(Path(current)))

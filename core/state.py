@@ -12,6 +12,7 @@ from typing import Any
 
 from . import bounds
 from .errors import FsprecError
+from .faceswap import state_bytes
 
 
 class State:
@@ -79,4 +80,4 @@ class State:
 
     def to_bytes(self) -> bytes:
         """Serialise exactly as Faceswap's JSON serializer does."""
-        return json.dumps(self.data, indent=2).encode("utf-8")
+        return state_bytes(self.data)

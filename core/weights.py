@@ -23,7 +23,7 @@ import numpy as np
 from . import bounds, h5guard
 from .archive import HDF5_SIGNATURE, data_offset, open_member, open_zip
 from .errors import FsprecError
-from .layers import entry_name, is_model_entry, iter_leaves
+from .config import entry_name, is_model_entry, iter_leaves
 
 WEIGHTS_MEMBER = "model.weights.h5"
 # What h5py raises on a damaged file, besides OSError: bad indices, types, names, encodings.
@@ -101,7 +101,7 @@ def open_weights(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
                           "read.") from err
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
     """Keras's ``to_snake_case``: the key it gives an object in the weights file."""
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -115,7 +115,7 @@ def _keras_keys(entries: list[dict]) -> dict[str, dict]:
     seen: dict[str, int] = defaultdict(int)
     for entry in entries:
         class_name = entry.get("class_name", "")
-        base = _snake("Functional" if is_model_entry(entry) and class_name == "Model"
+        base = snake_case("Functional" if is_model_entry(entry) and class_name == "Model"
                       else class_name)
         key = base if seen[base] == 0 else f"{base}_{seen[base]}"
         seen[base] += 1

@@ -1,9 +1,11 @@
 """``fsprec-gui``: start the desktop app.
 
-``fsprec-gui [--demo] [MODEL_FOLDER]``. The window appears before anything heavy is imported
-(Keras is never imported by the window itself). With ``FSPREC_SCREENSHOT=path.png`` set, the
-app saves a screenshot of its window once the model is shown, then quits (used by the
-real-window test and for the README picture).
+``fsprec-gui [--demo] [MODEL_FOLDER ...]`` (the first folder is opened; a desktop entry passes
+every folder dropped on it). ``--install-desktop-entry`` / ``--remove-desktop-entry`` add or
+remove the menu entry (``desktop_entry``) and exit without a window. The window appears
+before anything heavy is imported (Keras is never imported by the window itself). With
+``FSPREC_SCREENSHOT=path.png`` set, the app saves a screenshot of its window once the model is
+shown, then quits (used by the real-window tests and for the README picture).
 """
 from __future__ import annotations
 
@@ -28,12 +30,19 @@ SCREENSHOT_DELAY_MS = 700
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """The command line: ``--demo`` and an optional model folder."""
+    """The command line: ``--demo``, model folders and the menu-entry flags."""
     parser = argparse.ArgumentParser(
         prog="fsprec-gui", description="Inspect Faceswap models and switch their precision.")
     parser.add_argument("folder", nargs="?", type=Path, help="a Faceswap model folder to open")
+    parser.add_argument("dropped", nargs="*", type=Path, help=argparse.SUPPRESS)  # more folders
     parser.add_argument("--demo", action="store_true",
                         help="open the demo model (written on first use)")
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add fsprec to this user's applications menu (Linux) or Start menu "
+                            "(Windows), then exit")
+    entry.add_argument("--remove-desktop-entry", action="store_true",
+                       help="remove that menu entry, then exit")
     parser.add_argument("--version", action="version", version=f"fsprec {__version__}")
     return parser.parse_args(argv)
 
@@ -77,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; returns its exit code."""
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(argv[1:])
+    if args.install_desktop_entry or args.remove_desktop_entry:
+        from .desktop_entry import run_flag
+
+        return run_flag(removing=args.remove_desktop_entry)
     app = create_app(argv)
     window = MainWindow()
     screenshot = os.environ.get(SCREENSHOT_ENV)

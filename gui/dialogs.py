@@ -1,10 +1,9 @@
-"""Dialogs: conversion confirmation, settings, About."""
+"""Dialogs: conversion confirmation, settings, About, and how a job ended badly."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 import os
 import platform
+from dataclasses import replace
 from importlib import metadata
 
 import PySide6
@@ -18,10 +17,12 @@ from fsprec.core.convert import Plan
 from fsprec.core.layers import MIXED_POLICIES
 from fsprec.core.nanscan import NanReport
 
+from .outcomes import Failed
 from .prefs import BACKENDS, DEVICES, AppSettings
 from .theme import PRECISION_LABELS
 
 DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU"}
+
 
 class ConversionDialog(QDialog):
     """Shows what a switch will do (core's ``Plan.summary()``) and asks to go ahead."""
@@ -196,3 +197,18 @@ def show_nan_report(parent: QWidget, report: NanReport, listed: int = 20) -> str
     box.setDetailedText("\n".join(lines))
     box.exec()
     return message
+
+
+def show_refusal(parent: QWidget, title: str, message: str) -> None:
+    """Tell the user core's one sentence about why it refused."""
+    QMessageBox.critical(parent, title, message)
+
+
+def show_failure(parent: QWidget, failed: Failed) -> None:
+    """Tell the user that a job broke unexpectedly, with the traceback as details."""
+    box = QMessageBox(QMessageBox.Icon.Critical, "Something went wrong", failed.message,
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText("This is a bug in fsprec or a problem it did not expect; the "
+                           "details help to report it.")
+    box.setDetailedText(failed.details)
+    box.exec()

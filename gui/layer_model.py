@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import (QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt, Signal)
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
 
 from fsprec.core.layers import Layer
 
@@ -209,24 +209,30 @@ class LayerTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(layer, column)
         if role == Qt.ItemDataRole.DecorationRole:
-            if column == Column.NAME and layer.path in self._damaged:
-                return warning_icon()
-            if column == Column.DTYPE:
-                return dot_icon(policy_color(None if layer.is_model
-                                             else layer.dtype_policy).name())
-            if column == Column.ELIGIBLE and layer.eligible:
-                return check_icon()
-        if role == Qt.ItemDataRole.BackgroundRole and column == Column.NAME \
-                and layer.path in self._damaged:
-            return tint(QColor(DAMAGED_COLOR))
-        if role == Qt.ItemDataRole.BackgroundRole and column == Column.DTYPE \
-                and not layer.is_model and layer.dtype_policy:
-            return tint(policy_color(layer.dtype_policy))
+            return self._decoration(layer, column)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._background(layer, column)
         if role == Qt.ItemDataRole.CheckStateRole and column == Column.PIN and layer.eligible:
             return (Qt.CheckState.Checked if layer.name in self._pins
                     else Qt.CheckState.Unchecked)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.PARAMS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _decoration(self, layer: Layer, column: int) -> QIcon | None:
+        if column == Column.NAME and layer.path in self._damaged:
+            return warning_icon()
+        if column == Column.DTYPE:
+            return dot_icon(policy_color(None if layer.is_model else layer.dtype_policy).name())
+        if column == Column.ELIGIBLE and layer.eligible:
+            return check_icon()
+        return None
+
+    def _background(self, layer: Layer, column: int) -> QColor | None:
+        if column == Column.NAME and layer.path in self._damaged:
+            return tint(QColor(DAMAGED_COLOR))
+        if column == Column.DTYPE and not layer.is_model and layer.dtype_policy:
+            return tint(policy_color(layer.dtype_policy))
         return None
 
     def _display(self, layer: Layer, column: int) -> str:

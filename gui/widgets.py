@@ -1,9 +1,10 @@
 """Small widgets shared by the panels."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QResizeEvent
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
 
 
 class ElidedLabel(QLabel):
@@ -44,3 +45,46 @@ class LogView(QPlainTextEdit):
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
         return QSize(600, 3 * self.fontMetrics().lineSpacing() + 12)
+
+
+class WelcomePage(QWidget):
+    """What the window shows before a model is open: what fsprec does, and two ways in."""
+
+    openRequested = Signal()
+    demoRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel("Open a Faceswap model folder")
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setWeight(QFont.Weight.DemiBold)
+        title.setFont(font)
+        text = QLabel("fsprec shows every layer of a Faceswap model with its dtype policy, "
+                      "marks the layers that may run in mixed precision, and switches the "
+                      "saved model between float32 and mixed precision in one click. Weights "
+                      "are never changed, and a backup is kept.\n\nPick a model in the list on "
+                      "the left, open a folder, or drop one onto this window.")
+        text.setWordWrap(True)
+        open_button = QPushButton("Open model folder…")
+        open_button.clicked.connect(self.openRequested)
+        demo_button = QPushButton("Open the demo model")
+        demo_button.clicked.connect(self.demoRequested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_button)
+        buttons.addWidget(demo_button)
+        buttons.addStretch(1)
+        column = QWidget()
+        column.setMaximumWidth(560)
+        content = QVBoxLayout(column)
+        content.addWidget(title)
+        content.addWidget(text)
+        content.addLayout(buttons)
+        rows = QVBoxLayout(self)
+        rows.addStretch(1)
+        middle = QHBoxLayout()
+        middle.addStretch(1)
+        middle.addWidget(column, 4)
+        middle.addStretch(1)
+        rows.addLayout(middle)
+        rows.addStretch(2)

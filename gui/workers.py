@@ -2,37 +2,30 @@
 
 A job is a plain function ``fn(task) -> result`` from core (or a thin wrapper around core
 calls). :class:`Job` runs it on a :class:`QThread` and reports through signals that Qt
-delivers on the GUI thread: ``progress(stage, done, total)``, then exactly one of
-``finished(result)``, ``failed(message)`` or ``cancelled(message)``, then ``ended()``.
-Cancel is cooperative: :meth:`Job.cancel` sets the core :class:`Task`'s flag and the job stops
-at its next check. :class:`JobRunner` owns the threads and joins them, so no QThread is ever
-destroyed while running.
+delivers on the GUI thread: ``progress(stage, done, total)``, then exactly one
+``outcome(Outcome)`` (see :mod:`.outcomes`), then ``ended()``. Cancel is cooperative:
+:meth:`Job.cancel` sets the core :class:`Task`'s flag and the job stops at its next check.
+:class:`JobRunner` owns the threads and joins them, so no QThread is ever destroyed while
+running. Flows do not use these directly: they go through :class:`.latest_job.LatestJob`.
 """
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
-from fsprec.core.errors import Cancelled, FsprecError
 from fsprec.core.task import Task
 
-log = logging.getLogger(__name__)
+from .outcomes import JobFunction, run_to_outcome
 
-JobFunction = Callable[[Task], Any]
 PROGRESS_INTERVAL_S = 0.05
 
 
 class Job(QObject):
-    """One core job on its own thread, with typed result signals."""
+    """One core job on its own thread, with typed signals."""
 
     progress = Signal(str, int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal(str)
+    outcome = Signal(object)  # an Outcome
     ended = Signal()
 
     def __init__(self, title: str, fn: JobFunction) -> None:
@@ -57,18 +50,9 @@ class Job(QObject):
 
     @Slot()
     def run(self) -> None:
-        """Run the job function and emit its outcome (on the worker thread)."""
+        """Run the job function and emit its outcome, then ``ended`` (on the worker thread)."""
         try:
-            result = self._fn(self.task)
-        except Cancelled as err:
-            self.cancelled.emit(str(err))
-        except FsprecError as err:
-            self.failed.emit(str(err))
-        except Exception as err:  # a bug or an OS error core did not expect: report, keep running
-            log.exception("%s failed", self.title)
-            self.failed.emit(f"{self.title} failed unexpectedly: {err}")
-        else:  # a job that returns has completed, even if cancel came too late to stop it
-            self.finished.emit(result)
+            self.outcome.emit(run_to_outcome(self.title, self._fn, self.task))
         finally:
             app = QCoreApplication.instance()
             if app is not None:  # hand the job back so the GUI thread may delete it
@@ -103,12 +87,20 @@ class JobRunner(QObject):
             thread.quit()
             thread.wait()
 
+    def owns(self, job: Job) -> bool:
+        """True until ``job`` has ended or was shut down.
+
+        A job's outcome is delivered before its ``ended`` (Qt keeps the order of queued
+        signals), so an outcome whose job the runner no longer owns was shut down.
+        """
+        return job in self._threads
+
     def running(self) -> list[Job]:
         """Jobs whose thread has not been joined yet."""
         return list(self._threads)
 
     def shutdown(self) -> None:
-        """Cancel every job and wait for its thread to finish."""
+        """Cancel every job and wait for its thread to finish; their outcomes are stale."""
         for job in self._threads:
             job.cancel()
         for job, thread in list(self._threads.items()):

@@ -89,12 +89,21 @@ def gui_settings(tmp_path, qapp):
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
+class MessageBoxes(list):
+    """(kind, title, text) of each message box shown; ``details`` holds the detailed text of
+    each box that was shown with ``exec``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.details: list[str] = []
+
+
 @pytest.fixture
 def message_boxes(monkeypatch):
     """Record QMessageBox calls instead of blocking on them; ``question`` answers Yes."""
     from PySide6.QtWidgets import QMessageBox
 
-    shown: list[tuple[str, str, str]] = []
+    shown = MessageBoxes()
 
     def record(kind, answer=QMessageBox.StandardButton.Ok):
         def show(parent, title, text, *args, **kwargs):
@@ -102,12 +111,16 @@ def message_boxes(monkeypatch):
             return answer
         return show
 
+    def exec_(box):
+        shown.append(("exec", box.windowTitle(), box.text()))
+        shown.details.append(box.detailedText())
+        return QMessageBox.StandardButton.Ok
+
     for kind in ("critical", "warning", "information"):
         monkeypatch.setattr(QMessageBox, kind, record(kind))
     monkeypatch.setattr(QMessageBox, "question",
                         record("question", QMessageBox.StandardButton.Yes))
-    monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(
-        ("exec", box.windowTitle(), box.text())) or QMessageBox.StandardButton.Ok)
+    monkeypatch.setattr(QMessageBox, "exec", exec_)
     return shown
 
 

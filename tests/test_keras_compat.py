@@ -1,4 +1,4 @@
-"""fsprec.core.keras.compat: Faceswap's custom objects, checked one by one on small hand-made cases."""
+"""fsprec.core.keras.compat: Faceswap's custom objects, checked one by one on small cases."""
 from __future__ import annotations
 
 import math

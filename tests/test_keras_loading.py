@@ -1,4 +1,4 @@
-"""fsprec.core.keras.loading and fsprec.core.keras.upgrade: loading Faceswap folders into Keras safely."""
+"""Loading Faceswap folders into Keras safely (fsprec.core.keras.loading and .upgrade)."""
 from __future__ import annotations
 
 import json

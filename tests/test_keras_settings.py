@@ -13,7 +13,8 @@ from fsprec.core import load_keras_model, open_model
 from fsprec.core.keras.compat import PixelShuffler
 from fsprec.core.convert import convert
 from fsprec.core.errors import FsprecError
-from fsprec.core.layers import derived_eligible, entry_policy, iter_leaves
+from fsprec.core.config import entry_policy, iter_leaves
+from fsprec.core.layers import derived_eligible
 from fsprec.core.keras.settings import Settings
 from fsprec.core.state import State
 

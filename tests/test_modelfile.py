@@ -11,7 +11,8 @@ import pytest
 from conftest import FIXTURES, fixture_names, fixture_path, needs_fixtures
 from factory import ELIGIBLE, make_keras2, make_keras3
 from fsprec.core import open_model
-from fsprec.core.layers import derived_eligible, mixed_in_config, policy_name
+from fsprec.core.config import policy_name
+from fsprec.core.layers import derived_eligible, mixed_in_config
 
 # Layer counts from the fixtures' README (leaves; fs2 counts there include 3 sub-models).
 LEAVES = {"dfaker": 78, "lightweight": 40, "original": 42,

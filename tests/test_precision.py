@@ -8,7 +8,7 @@ import pytest
 from conftest import fixture_path, needs_fixtures
 from factory import ELIGIBLE, tiny_config
 from fsprec.core import FsprecError, open_model
-from fsprec.core.layers import entry_policy, iter_entries, iter_leaves
+from fsprec.core.config import entry_policy, iter_entries, iter_leaves
 from fsprec.core.precision import changed_layers, switch_precision
 
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .backend import ensure_backend
 from ..errors import FsprecError
-from ..layers import POLICIES, entry_name, iter_leaves
+from ..config import entry_name, iter_leaves
+from ..layers import POLICIES
 from .upgrade import upgrade_config
 from ..modelfile import ModelFolder, open_model
 from ..precision import switch_precision

@@ -20,12 +20,12 @@ CLIP encoders (a sub-model named ``visual``) need Faceswap's own rebuild and are
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from numbers import Real
 from typing import Any
 
+from ..config import is_model_entry, keras2_refs, output_refs, policy_name
 from ..errors import FsprecError
-from ..layers import is_model_entry, policy_name
 from ..precision import policy_form
 
 SCALAR_OPS = ("multiply", "truediv", "add", "subtract")
@@ -44,14 +44,14 @@ def _upgrade_model(model: dict[str, Any], functional: set[str]) -> None:
     """Fix a model entry and, recursively, its layers; ``functional`` collects model names."""
     inner = model["config"]
     if "output_layers" in inner:
-        inner["output_layers"] = flatten_refs(inner["output_layers"])
+        inner["output_layers"] = output_refs(inner["output_layers"])
     for layer in inner["layers"]:
         if is_model_entry(layer):
             if layer.get("class_name") == "Functional":
                 functional.add(layer.get("name") or layer["config"].get("name"))
             _upgrade_model(layer, functional)
         _upgrade_layer(layer)
-        for ref in _node_refs(layer.get("inbound_nodes") or []):
+        for ref in keras2_refs(layer.get("inbound_nodes") or []):
             if ref[0] in functional and ref[1] > 0:
                 ref[1] -= 1
 
@@ -76,25 +76,6 @@ def _upgrade_layer(layer: dict[str, Any]) -> None:
             config["dtype"] = policy_form(policy, 3)
 
 
-def flatten_refs(node: Any) -> list[list[Any]]:
-    """``[name, node_index, tensor_index]`` triples of a possibly nested reference list."""
-    if isinstance(node, list) and len(node) >= 3 and isinstance(node[0], str):
-        return [[node[0], int(node[1]), int(node[2])]]
-    if isinstance(node, list):
-        return [ref for item in node for ref in flatten_refs(item)]
-    return []
-
-
-def _node_refs(nodes: list[Any]) -> Iterator[list[Any]]:
-    """The mutable ``[name, node_index, tensor_index, kwargs]`` lists of ``inbound_nodes``."""
-    for item in nodes:
-        if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str) \
-                and isinstance(item[1], int):
-            yield item
-        elif isinstance(item, list):
-            yield from _node_refs(item)
-
-
 def _to_scalar_op(layer: dict[str, Any]) -> None:
     """Rewrite a scalar ``TFOpLambda`` entry as a ``ScalarOp`` (the same name and dtype)."""
     config = layer["config"]
@@ -103,7 +84,7 @@ def _to_scalar_op(layer: dict[str, Any]) -> None:
     nodes = layer.get("inbound_nodes") or []
     if nodes and isinstance(nodes[0], list) and nodes[0] and isinstance(nodes[0][0], str):
         nodes = [nodes]  # a TFOpLambda saves its single node one level flatter
-    refs = list(_node_refs(nodes))
+    refs = list(keras2_refs(nodes))
     value = refs[0][3].get("y") if refs and len(refs[0]) > 3 and isinstance(
         refs[0][3], dict) else None
     if operation not in SCALAR_OPS or not isinstance(value, Real) or isinstance(value, bool):

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ...layers import MIXED_POLICIES, entry_name, iter_leaves
+from ...config import entry_name, iter_leaves
+from ...layers import MIXED_POLICIES
 from ...modelfile import open_model
 from ...precision import switch_precision
 from . import autopin, measure
