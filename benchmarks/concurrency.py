@@ -14,7 +14,7 @@ import platform
 import random
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def main() -> None:
         if problems:
             broken.append({"trial": number, "processes": processes, "problems": problems})
             print("BROKEN", broken[-1], flush=True)
-    summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    summary = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "trials": args.trials, "trials_by_processes": by_size,
                "broken_trials": len(broken), "broken": broken}

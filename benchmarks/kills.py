@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="write the summary here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    summary = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                           f"{platform.system()} {platform.release()}"}
     with tempfile.TemporaryDirectory() as work:

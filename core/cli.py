@@ -61,10 +61,11 @@ def _run_task(job: Callable[[Task], Any]) -> Any:
 
 
 def _table(rows: list[Sequence[str]], headers: Sequence[str]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths)).rstrip(),
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -150,10 +151,10 @@ def cmd_nan_scan(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_json())
     elif report.clean:
-        print(f"{report.model_file.name}: all {sum(l.size for l in report.layers):,} weights "
+        print(f"{report.model_file.name}: all {sum(f.size for f in report.layers):,} weights "
               "are finite.")
     else:
-        rows = [(l.layer, f"{l.nan:,}", f"{l.inf:,}", f"{l.size:,}") for l in report.bad_layers]
+        rows = [(f.layer, f"{f.nan:,}", f"{f.inf:,}", f"{f.size:,}") for f in report.bad_layers]
         print(f"{report.model_file.name}: non-finite weights found.\n")
         print(_table(rows, ("Layer", "NaN", "Inf", "Values")))
     return 0 if report.clean else 1

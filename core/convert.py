@@ -268,7 +268,7 @@ def _verify_keras3(source: Path, written: Path, config: dict) -> None:
         before, after = zin.infolist(), zout.infolist()
         if [i.filename for i in before] != [i.filename for i in after]:
             raise FsprecError("Verification failed: the written zip lost or reordered members.")
-        for old, new in zip(before, after):
+        for old, new in zip(before, after, strict=True):
             if old.compress_type != new.compress_type:
                 raise FsprecError(f"Verification failed: {old.filename} changed compression.")
             if old.filename != CONFIG_MEMBER and (old.CRC, old.file_size, old.compress_size) != (
@@ -398,9 +398,9 @@ def _write_all(plan_: Plan, task: Task) -> None:
         _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:
             task.progress("Backing up", 0, 1)
-            for source, backup in zip([model.model_file, model.state_file], plan_.backup_files):
-                if source is not None:
-                    moves.insert(0, (atomic.stage_backup(source, backup), backup))
+            sources = [p for p in (model.model_file, model.state_file) if p is not None]
+            for source, backup in zip(sources, plan_.backup_files, strict=True):
+                moves.insert(0, (atomic.stage_backup(source, backup), backup))
         task.check()
         task.progress("Switching", 0, 1)
         atomic.commit(dest, moves)

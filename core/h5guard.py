@@ -12,6 +12,7 @@ refuses the file instead of allocating it.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import sys
@@ -41,7 +42,7 @@ def check(model_file: Path, fmt: str) -> None:
         return
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     child = multiprocessing.get_context(method).Process(
-        target=_visit, args=(str(model_file), fmt), daemon=True)
+        target=_child, args=(str(model_file), fmt), daemon=True)
     child.start()
     child.join(TIMEOUT_S)
     if child.is_alive():
@@ -58,11 +59,18 @@ def check(model_file: Path, fmt: str) -> None:
     _safe.add(key)
 
 
+def _child(path: str, fmt: str) -> None:
+    """The child process: quiet on a crash (the parent reports it), memory capped, then
+    :func:`_visit`."""
+    faulthandler.disable()
+    _limit_memory()
+    _visit(path, fmt)
+
+
 def _visit(path: str, fmt: str) -> None:
     """The child: touch everything the parent may read, each item on its own (an error in one
     does not stop the walk); Python-level errors are left for the parent's own read to report,
     so the child exits 0 unless the library crashes."""
-    _limit_memory()
     try:
         import h5py
 
@@ -75,11 +83,11 @@ def _visit(path: str, fmt: str) -> None:
             root = opened.enter_context(h5py.File(source, "r"))
             stack, seen = [root], set()
             while stack:
-                obj = stack.pop()
-                _touch(obj, h5py)
-                if isinstance(obj, h5py.Group):
-                    for key in _quiet(lambda: list(obj.keys()), []):
-                        item = _quiet(lambda key=key: obj[key])
+                group = stack.pop()
+                _touch(group, h5py)
+                if isinstance(group, h5py.Group):
+                    for key in _quiet(lambda group=group: list(group.keys()), []):
+                        item = _quiet(lambda group=group, key=key: group[key])
                         addr = _quiet(lambda item=item: item.id.__hash__()) if item else None
                         if item is not None and addr not in seen:
                             seen.add(addr)

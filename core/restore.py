@@ -1,9 +1,9 @@
 """Restore a model from its ``.bk`` backups, as Faceswap's model tool does.
 
 The current model files (and the ``<plugin>_logs`` folder) are first moved, never deleted,
-into ``<plugin>_archived_<YYYYmmdd_HHMMSS>`` (the first free second) inside the model folder; then each ``.bk`` is
-copied back under its original name, and the log sessions the restored state knows are
-copied back from the archive.
+into ``<plugin>_archived_<YYYYmmdd_HHMMSS>`` (the first free second) inside the model folder;
+then each ``.bk`` is copied back under its original name, and the log sessions the restored
+state knows are copied back from the archive.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _move_all(folder: Path, current: list[Path], archive: Path, staged: list[Pat
         for path in current:
             os.replace(path, archive / path.name)
             done.append((archive / path.name, path))
-        for tmp, target in zip(staged, targets):
+        for tmp, target in zip(staged, targets, strict=True):
             if target.exists():
                 raise FsprecError(f"{target.name} appeared while restoring; nothing was "
                                   "restored.")

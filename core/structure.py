@@ -47,7 +47,12 @@ def _check_entry(entry: Any, where: str, source: str) -> None:
     if entry.get("class_name") in MODEL_CLASSES and "layers" in config and not isinstance(
             config["layers"], list):
         refuse("is a sub-model whose layers are not a list")
-    dtype = config.get("dtype")
+    _check_links(entry, refuse)
+
+
+def _check_links(entry: dict, refuse) -> None:
+    """The parts the precision switch follows: the dtype policy and the input references."""
+    dtype = entry.get("config", {}).get("dtype")
     if isinstance(dtype, dict):
         if not isinstance(dtype.get("config", {}), dict):
             refuse("has a dtype policy whose config is not an object")

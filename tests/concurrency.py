@@ -65,7 +65,7 @@ def trial(folder: Path, processes: int, rng: random.Random) -> list[str]:
     time.sleep(0.5 + 0.15 * processes)  # let every process import fsprec and wait
     start.touch()
     results = [(argv[0], proc.wait(120), proc.stderr.read()) for argv, proc in
-               zip(commands, procs)]
+               zip(commands, procs, strict=True)]
     for proc in procs:
         proc.stdout.close()
         proc.stderr.close()

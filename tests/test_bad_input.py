@@ -146,7 +146,7 @@ def test_unknown_layer_classes_still_open_and_convert(tmp_path):
         for name, data in members.items():
             out.writestr(name, data)
     convert.convert(folder, "mixed_float16")
-    leaf = next(l for l in open_model(folder).leaves() if l.class_name == "MyFancyConv")
+    leaf = next(item for item in open_model(folder).leaves() if item.class_name == "MyFancyConv")
     assert leaf.dtype_policy == "mixed_float16"
 
 

@@ -117,9 +117,9 @@ def test_faceswap_command_lines_are_recognised():
 
 def test_a_program_holding_the_model_open_blocks_the_switch(tmp_path, capsys):
     folder = make_keras3(tmp_path / "m")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               f"f = open({str(folder / MODEL)!r}, 'r+b')\nprint('open', flush=True)\n"
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    script = (f"import time\nf = open({str(folder / MODEL)!r}, 'r+b')\n"
+              "print('open', flush=True)\ntime.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
         refused(capsys, folder, ["convert", str(folder), "--to", "mixed_float16", "--yes"],
