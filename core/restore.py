@@ -7,7 +7,6 @@ state knows are copied back from the archive.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import suppress
@@ -18,6 +17,7 @@ from pathlib import Path
 from . import atomic, faceswap, lock, procs
 from .errors import FsprecError
 from .modelfile import find_model_file
+from .state import State
 from .task import Task
 
 
@@ -64,10 +64,9 @@ def _archivable(folder: Path, plugin: str) -> list[Path]:
 
 def _sessions(state_file: Path) -> list[str]:
     try:
-        sessions = json.loads(state_file.read_text()).get("sessions", {})
-    except (OSError, ValueError, AttributeError):
+        return [f"session_{key}" for key in State.load(state_file).sessions]
+    except FsprecError:  # no usable state: no log session is copied back
         return []
-    return [f"session_{key}" for key in sessions] if isinstance(sessions, dict) else []
 
 
 def _archive_dir(folder: Path, plugin: str) -> Path:
