@@ -8,6 +8,7 @@ fsprec command on it in this process and returns the broken promises (empty: all
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -123,7 +124,8 @@ def mutate_json(rng: random.Random, doc):
             doc = _set(doc, path, list(value.values()) if isinstance(value, dict) else
                        {str(i): v for i, v in enumerate(value)})
         else:
-            doc = _set(doc, path, [value, value] if rng.random() < 0.5 else str(value)[:50])
+            doc = _set(doc, path, [copy.deepcopy(value), copy.deepcopy(value)]
+                       if rng.random() < 0.5 else str(value)[:50])
     return doc
 
 
