@@ -112,7 +112,7 @@ def mutate_json(rng: random.Random, doc):
         path, value = rng.choice(nodes)
         kind = rng.randrange(5)
         if kind == 0:
-            doc = _set(doc, path, rng.choice(JUNK))
+            doc = _set(doc, path, copy.deepcopy(rng.choice(JUNK)))
         elif kind == 1 and path:
             parent = doc
             for key in path[:-1]:
