@@ -103,8 +103,10 @@ def main() -> None:
     hangs = crashes = 0
     peak, slowest = 0.0, (0.0, "")
     pool = Worker()
+    done = 0
     for seed in range(args.start, args.start + args.n):
         answer = pool.run(seed, args.timeout)
+        done += 1
         if answer in ("hang", "crash"):
             hangs, crashes = hangs + (answer == "hang"), crashes + (answer == "crash")
             failures.append({"seed": seed, "broken": [f"the case ended in a {answer}"]})
@@ -118,24 +120,22 @@ def main() -> None:
         if answer["broken"]:
             failures.append(answer)
             print(f"BROKEN {answer['case']}: {answer['broken']}", flush=True)
-        if (seed - args.start + 1) % 250 == 0:
-            print(f"{seed - args.start + 1} cases, {len(failures)} broken, peak {peak:.0f} MB",
-                  flush=True)
+        if done % 250 == 0 or done == args.n:
+            summary = {
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+                           f"{platform.release()}, Python {platform.python_version()}",
+                "cases": done, "first_seed": args.start, "by_kind": dict(kinds),
+                "broken": len(failures), "hangs": hangs, "crashes": crashes,
+                "peak_rss_mb": round(peak, 1), "slowest_case_s": round(slowest[0], 2),
+                "slowest_case": slowest[1], "wall_s": round(time.time() - started),
+                "failures": failures[:50],
+            }
+            print(f"{done} cases, {len(failures)} broken, peak {peak:.0f} MB", flush=True)
+            if args.json:  # written as it goes: a run stopped early still has its figures
+                Path(args.json).write_text(json.dumps(summary, indent=2))
     pool.close()
-    summary = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
-                   f"{platform.release()}, Python {platform.python_version()}",
-        "cases": args.n, "first_seed": args.start, "by_kind": dict(kinds),
-        "broken": len(failures), "hangs": hangs, "crashes": crashes,
-        "peak_rss_mb": round(peak, 1), "slowest_case_s": round(slowest[0], 2),
-        "slowest_case": slowest[1], "wall_s": round(time.time() - started),
-        "failures": failures[:50],
-    }
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-
 
 if __name__ == "__main__":
     main()
