@@ -3,7 +3,7 @@ or hangs the HDF5 C library (it has no defence against hostile files) costs a cl
 not the app.
 
 The child opens the file (a ``.keras``'s weights member, or the whole ``.h5``), visits every group,
-attribute and dataset (chunk indexes walked, one value read per dataset), and exits;
+attribute and dataset (layouts parsed, chunk indexes walked), and exits;
 the parent then reads the same bytes knowing they are safe. The result is remembered per file
 fingerprint, so one model costs one child (forked on Linux: ~20 ms). The child's address space
 is capped: an object declaring gigabytes makes its allocation fail there, and the parent then
@@ -132,8 +132,7 @@ def _touch(obj, h5py) -> None:
     if isinstance(obj, h5py.Dataset) and _quiet(lambda: obj.size):
         if _quiet(lambda: obj.nbytes, MAX_READ + 1) > MAX_READ:  # a bomb: the parent refuses
             return
-        if obj.chunks is None:
-            _quiet(lambda: obj[(0,) * obj.ndim] if obj.ndim else obj[()])
+        if obj.chunks is None:  # its layout parsed; its bytes are read raw, at that offset
             _quiet(lambda: obj.id.get_offset())
         else:  # walk the chunk index (errors in compressed data are Python-level)
             for index in range(_quiet(lambda: obj.id.get_num_chunks(), 0)):

@@ -1,6 +1,8 @@
 """Scan a model's weights for NaN and Inf, streaming in bounded chunks, per layer."""
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -8,10 +10,10 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
+from .archive import check_crc, open_zip
 from .errors import FsprecError
 from .modelfile import ModelFolder, open_model
 from .task import Task
-from .archive import check_crc
 from .weights import H5_ERRORS, WEIGHTS_MEMBER, Weight, open_weights
 
 CHUNK_ELEMENTS = 4 * 1024 * 1024  # 16 MB of float32 at a time
@@ -90,11 +92,22 @@ def _count_h5(dataset: h5py.Dataset, counter: _Counter) -> tuple[int, int]:
 
 
 def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
-              findings: dict[str, LayerFinding]) -> None:
-    """Scan contiguous weights straight from the file through one reused block buffer."""
+              findings: dict[str, LayerFinding], member_end: int | None) -> int | None:
+    """Scan contiguous weights straight from the file through one reused block buffer.
+
+    With ``member_end``, every byte from ``base`` to it is read once in order (the gaps
+    between weights too) and its crc32 returned, so the CRC check costs no second pass; None
+    when weights overlap (the caller then checks the CRC on its own).
+    """
     buffer = np.empty(CHUNK_ELEMENTS * 8, np.uint8)  # not zero-filled: it is read into
-    for weight in weights:
+    checksum, position = 0, base
+    for weight in sorted(weights, key=lambda w: w.offset):
         dtype = np.dtype(weight.dtype)
+        if member_end is not None:
+            if base + weight.offset < position:
+                member_end = None
+            else:
+                checksum = _crc_span(handle, position, base + weight.offset, checksum, buffer)
         for start in range(0, weight.size, CHUNK_ELEMENTS):
             counter.task.check()
             size = min(CHUNK_ELEMENTS, weight.size - start)
@@ -102,10 +115,33 @@ def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Coun
             handle.seek(base + weight.offset + start * dtype.itemsize)
             if handle.readinto(view) != len(view):
                 raise FsprecError("The weights ended early (truncated model file?).")
+            if member_end is not None:
+                checksum = zlib.crc32(view, checksum)
             nan, inf = _nonfinite(np.frombuffer(view, dtype))
             findings[weight.layer].nan += nan
             findings[weight.layer].inf += inf
             counter.advance(size)
+        position = base + weight.offset + weight.size * dtype.itemsize
+    if member_end is None:
+        return None
+    return _crc_span(handle, position, member_end, checksum, buffer)
+
+
+def _crc_span(handle: BinaryIO, start: int, end: int, checksum: int, buffer: np.ndarray) -> int:
+    """crc32 of the file's bytes ``start..end`` continued from ``checksum``."""
+    handle.seek(start)
+    while start < end:
+        view = memoryview(buffer)[:min(len(buffer), end - start)]
+        if handle.readinto(view) != len(view):
+            raise FsprecError("The weights ended early (truncated model file?).")
+        checksum = zlib.crc32(view, checksum)
+        start += len(view)
+    return checksum
+
+
+def _weights_member(model: ModelFolder) -> zipfile.ZipInfo:
+    with open_zip(model.model_file) as archive:
+        return archive.getinfo(WEIGHTS_MEMBER)
 
 
 def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> NanReport:
@@ -120,8 +156,11 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> 
     floats = [w for w in index.weights if np.issubdtype(np.dtype(w.dtype), np.floating)]
     raw = [w for w in floats if w.offset is not None and index.base is not None]
     counter.advance(index.total_params - sum(w.size for w in floats))
+    stored = model.format == "keras3" and index.base is not None
+    member = _weights_member(model) if stored else None
     with open(model.model_file, "rb") as handle:
-        _scan_raw(handle, raw, index.base or 0, counter, findings)
+        checksum = _scan_raw(handle, raw, index.base or 0, counter, findings,
+                             index.base + member.file_size if member else None)
     rest = [w for w in floats if w.offset is None or index.base is None]
     if rest:
         with open_weights(model.model_file, model.format) as root:
@@ -133,8 +172,11 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None) -> 
             except H5_ERRORS as err:
                 raise FsprecError(f"The weights in {model.model_file.name} are damaged and "
                                   "cannot be read.") from err
-    if model.format == "keras3":
-        task.progress("Checking the weights' CRC", 0, 1)
+    if member is not None and checksum is not None:
+        if checksum != member.CRC:
+            raise FsprecError(f"{WEIGHTS_MEMBER} in {model.model_file.name} is damaged (CRC "
+                              "mismatch).")
+    elif model.format == "keras3":
         check_crc(model.model_file, WEIGHTS_MEMBER, lambda: task.cancelled)
         task.check()
     return NanReport(model.model_file, list(findings.values()))
