@@ -5,14 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The core tests again with the POSIX fast paths off (hard links, copy_file_range, reflinks,
+# pread): the code Windows and link-less file systems run (issue 13).
+CORE_TESTS := tests/test_convert.py tests/test_bad_input.py tests/test_tools.py \
+              tests/test_trust.py tests/test_modelfile.py tests/test_precision.py
 
-.PHONY: run test lint install system-deps wheelhouse dist bundle
+.PHONY: run test test-portable lint install system-deps wheelhouse dist bundle
 
 run: $(STAMP)
 	$(BIN)/fsprec-gui --demo
 
 test: $(STAMP) system-deps wheelhouse
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-portable
+
+test-portable: $(STAMP)
+	FSPREC_PORTABLE=1 $(BIN)/python -m pytest -q $(CORE_TESTS)
 
 install: $(STAMP)
 

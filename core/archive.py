@@ -12,6 +12,7 @@ import copy
 import io
 import os
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -19,24 +20,62 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from . import bounds
+from .atomic import fast_paths
 from .errors import Cancelled, FsprecError
 
 CHUNK = 8 * 1024 * 1024
 KERNEL_CHUNK = 32 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_PAD_HEADER = struct.Struct("<HH")
+_ALIGN_ID = 0xD935
+BLOCK = 4096
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 
+JSON_LIMITS = {"config.json": bounds.MAX_CONFIG, "metadata.json": bounds.MAX_METADATA}
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def open_zip(path: Path) -> zipfile.ZipFile:
-    """Open a ``.keras`` file, turning a broken zip into a clear :class:`FsprecError`."""
+    """Open a ``.keras`` file, turning a broken or hostile zip into a clear
+    :class:`FsprecError`: duplicate members, a member expanding over 100x to over 4 GiB, or a
+    JSON member over its size cap are refused before any member is read."""
     try:
-        return zipfile.ZipFile(path)
-    except zipfile.BadZipFile as err:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
         raise FsprecError(f"{path.name} is not a valid .keras file (broken zip: {err}).") from err
     except OSError as err:
-        raise FsprecError(f"{path.name} cannot be read: {err}") from err
+        raise FsprecError(f"{path.name} cannot be read ({err.strerror or err}).") from err
+    try:
+        check_members(path, archive.infolist())
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def check_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse duplicate names, zip-bomb ratios and oversized JSON members."""
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise FsprecError(f"{path.name} holds {duplicate} twice (a damaged or tampered zip).")
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise FsprecError(f"{path.name} is encrypted; Keras cannot read it.")
+        limit = JSON_LIMITS.get(info.filename)
+        if limit is not None:
+            bounds.check_size(info.file_size, f"{info.filename} in {path.name}", limit)
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > bounds.MAX_RATIO * max(
+                info.compress_size, 1) and info.file_size > bounds.MAX_EXPANDED:
+            raise FsprecError(f"{info.filename} in {path.name} declares {info.file_size:,} "
+                              f"bytes from {info.compress_size:,} (a zip bomb?).")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise FsprecError(f"{info.filename} in {path.name} is damaged (its sizes "
+                              "disagree).")
 
 
 def data_offset(fileobj: BinaryIO, info: zipfile.ZipInfo) -> int:
@@ -104,8 +143,38 @@ def open_member(path: Path, name: str) -> io.BufferedReader | zipfile.ZipExtFile
             raise FsprecError(f"{path.name} has no {name} member.") from err
         if info.compress_type == zipfile.ZIP_STORED:
             return io.BufferedReader(MemberWindow(path, info), buffer_size=64 * 1024)
-    archive = zipfile.ZipFile(path)
-    return archive.open(name)  # compressed: zipfile decompresses (slower, still streaming)
+        return _inflated(path, archive, info)
+
+
+def _inflated(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
+    """A compressed member inflated once into a temp file (h5py seeks back and forth; a
+    zipfile stream would inflate from the start at every backward seek). CRC-checked."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(CHUNK):
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        out.close()
+        raise FsprecError(f"{info.filename} in {path.name} is damaged ({err}).") from err
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def check_crc(path: Path, name: str, cancelled: CancelCheck = lambda: False) -> None:
+    """Raise :class:`FsprecError` unless member ``name``'s bytes match its stored CRC."""
+    with open_zip(path) as archive:
+        info = archive.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            _check_compressed(path, [info], cancelled)
+            return
+        with open(path, "rb") as handle:
+            start = data_offset(handle, info)
+            if _crc_of(handle.fileno(), start, info.compress_size) != info.CRC:
+                raise FsprecError(f"{name} in {path.name} is damaged (CRC mismatch).")
 
 
 def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
@@ -115,7 +184,7 @@ def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress:
     Returns (source offset reached, crc32 of the bytes when ``crc``). Where the OS can copy
     file ranges in the kernel (Linux), it does, while a second thread checks the CRC.
     """
-    if length and hasattr(os, "copy_file_range") and hasattr(os, "pread"):
+    if length and hasattr(os, "copy_file_range") and hasattr(os, "pread") and fast_paths():
         with ThreadPoolExecutor(1) as pool:
             checksum = pool.submit(_crc_of, src.fileno(), start, length) if crc else None
             if _kernel_copy(src, dst, start, length, progress, total, cancelled):
@@ -138,11 +207,20 @@ def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress:
     return done, checksum_value
 
 
+def _pread(fd: int, count: int, offset: int) -> bytes:
+    """``os.pread``, or seek + read where the OS has none (Windows) or in portable mode."""
+    if hasattr(os, "pread") and fast_paths():
+        return os.pread(fd, count, offset)
+    with open(fd, "rb", closefd=False) as handle:
+        handle.seek(offset)
+        return handle.read(count)
+
+
 def _crc_of(fd: int, start: int, length: int) -> int:
     """crc32 of a byte range of an open file (releases the GIL while it reads and sums)."""
     checksum, offset, end = 0, start, start + length
     while offset < end:
-        chunk = os.pread(fd, min(CHUNK, end - offset), offset)
+        chunk = _pread(fd, min(CHUNK, end - offset), offset)
         if not chunk:
             raise FsprecError("The model file ended early while copying (truncated file?).")
         checksum = zlib.crc32(chunk, checksum)
@@ -153,6 +231,10 @@ def _crc_of(fd: int, start: int, length: int) -> int:
 def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
                  total: int, cancelled: CancelCheck) -> bool:
     """Copy with ``os.copy_file_range``; False (nothing copied) where it is not supported.
+
+    Where source and destination offsets are congruent modulo the block size (see
+    :func:`_alignment`) and the file system can share extents (XFS, btrfs), the kernel clones
+    the blocks instead of copying them.
 
     Write-back of the copied pages is started as the copy goes (a background ``fdatasync``),
     so the caller's final fsync has little left to wait for.
@@ -166,8 +248,10 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress
             if cancelled():
                 raise Cancelled("Cancelled; nothing was changed.")
             try:
+                # The first step ends on a block boundary, so the rest can be shared (reflink)
+                step = -(start + copied) % BLOCK or KERNEL_CHUNK
                 count = os.copy_file_range(src.fileno(), dst.fileno(),
-                                           min(KERNEL_CHUNK, length - copied),
+                                           min(step, length - copied),
                                            start + copied, out_start + copied)
             except OSError:
                 if copied:
@@ -192,11 +276,15 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
     Stored members are CRC-checked on the way, so a damaged source is never passed on.
     """
     total = src_path.stat().st_size
-    with open_zip(src_path) as zin, open(src_path, "rb") as fsrc:
+    with open_zip(src_path) as zin, open(src_path, "rb") as fsrc, \
+            ThreadPoolExecutor(1) as checker:
         infos = zin.infolist()
         if name not in zin.NameToInfo:
             raise FsprecError(f"{src_path.name} has no {name} member.")
         ends = sorted({i.header_offset for i in infos} | {_central_dir_offset(zin, total)})
+        compressed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED
+                      and i.filename != name]
+        inflating = checker.submit(_check_compressed, src_path, compressed, cancelled)
         with zipfile.ZipFile(dst, "w") as zout:
             for info in infos:
                 start = info.header_offset
@@ -207,6 +295,8 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                     new.external_attr = info.external_attr
                     new.create_system = info.create_system
                     new.comment = info.comment
+                    if new.compress_type == zipfile.ZIP_STORED and fast_paths():
+                        new.extra = _alignment(zout.fp.tell(), new, len(data), end)
                     zout.writestr(new, data)
                     progress(end, total)
                     continue
@@ -228,7 +318,37 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                 zout.filelist.append(raw)
                 zout.NameToInfo[raw.filename] = raw
                 zout.start_dir = zout.fp.tell()
+        inflating.result()
         progress(total, total)
+
+
+def _check_compressed(path: Path, infos: list[zipfile.ZipInfo], cancelled: CancelCheck) -> None:
+    """Inflate each compressed member once (in a worker thread, while the copy runs) so that
+    a CRC error in a member copied raw is found before the copy is used."""
+    with zipfile.ZipFile(path) as archive:
+        for info in infos:
+            try:
+                with archive.open(info) as member:
+                    while member.read(CHUNK):
+                        if cancelled():
+                            return
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+                    OSError) as err:
+                raise FsprecError(f"{info.filename} in {path.name} is damaged ({err}); "
+                                  "nothing was changed.") from err
+
+
+def _alignment(offset: int, info: zipfile.ZipInfo, size: int, source_end: int) -> bytes:
+    """An extra field (zipalign's id 0xD935) that makes the new member end at the same offset
+    modulo :data:`BLOCK` as the old one, so every member after it keeps its block alignment
+    and the file system can share its extents with the source (reflink) instead of copying."""
+    end = offset + _LOCAL_HEADER.size + len(info.filename.encode("utf-8")) + size
+    pad = -(end - source_end) % BLOCK
+    if pad == 0:
+        return b""
+    if pad < _PAD_HEADER.size:
+        pad += BLOCK
+    return _PAD_HEADER.pack(_ALIGN_ID, pad - _PAD_HEADER.size) + bytes(pad - _PAD_HEADER.size)
 
 
 def _read_exact(src: BinaryIO, start: int, length: int) -> bytes:

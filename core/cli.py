@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__, convert, nanscan, restore, scan
-from .errors import Cancelled, CheckFailed, FsprecError
+from . import __version__, atomic, convert, failures, lock, nanscan, procs, restore, scan
 from .layers import POLICIES
 from .modelfile import open_model
 from .task import Task
@@ -62,10 +62,11 @@ def _run_task(job: Callable[[Task], Any]) -> Any:
 
 
 def _table(rows: list[Sequence[str]], headers: Sequence[str]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths)).rstrip(),
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -76,7 +77,7 @@ def _print_json(data: Any) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     model = open_model(args.dir)
     if args.json:
-        _print_json(model.to_json())
+        _print_json(model.to_json() | {"in_use": _in_use_notes(model.path)})
         return 0
     leaves = model.leaves()
     print(f"{model.model_file}  ({'Faceswap 3' if model.format == 'keras3' else 'Faceswap 2'}, "
@@ -95,12 +96,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"Pinned to float32: {', '.join(model.pinned)}")
     if model.state_problem:
         print(f"Warning: {model.state_problem}")
+    for note in _in_use_notes(model.path):
+        print(f"Note: {note}")
     print()
     rows = [(layer.path, layer.class_name, layer.dtype_policy or "-",
              "yes" if layer.eligible else "no", f"{layer.params:,}", layer.reason)
             for top in model.layer_tree() for layer in top.walk()]
     print(_table(rows, ("Layer", "Class", "dtype policy", "Eligible", "Params", "Why")))
     return 0
+
+
+def _in_use_notes(folder) -> list[str]:
+    """What inspect says about other programs and leftovers in the folder."""
+    notes = []
+    training = procs.training_message(folder)
+    if training:
+        notes.append(training)
+    holder = lock.busy(folder)
+    if holder is not None:
+        who = f" (pid {holder})" if holder else ""
+        notes.append(f"Another fsprec is changing this model{who}.")
+    if atomic.interrupted(folder):
+        notes.append("An interrupted switch will be completed by fsprec's next change here.")
+    return notes
 
 
 def _confirm(plan: convert.Plan) -> bool:
@@ -154,10 +172,10 @@ def cmd_nan_scan(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_json())
     elif report.clean:
-        print(f"{report.model_file.name}: all {sum(l.size for l in report.layers):,} weights "
+        print(f"{report.model_file.name}: all {sum(f.size for f in report.layers):,} weights "
               "are finite.")
     else:
-        rows = [(l.layer, f"{l.nan:,}", f"{l.inf:,}", f"{l.size:,}") for l in report.bad_layers]
+        rows = [(f.layer, f"{f.nan:,}", f"{f.inf:,}", f"{f.size:,}") for f in report.bad_layers]
         print(f"{report.model_file.name}: non-finite weights found.\n")
         print(_table(rows, ("Layer", "NaN", "Inf", "Values")))
     return 0 if report.clean else 1
@@ -266,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fsprec", description="Inspect and switch the precision of Faceswap models.")
     parser.add_argument("--version", action="version", version=f"fsprec {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="on failure, also print the library's own text and traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("inspect", help="show every layer, its dtype policy and eligibility")
@@ -305,26 +325,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_scan)
     _add_health_commands(sub)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="on failure, also print the library's own text")
     return parser
+
+
+def _report_failure(err: BaseException, verbose: bool) -> int:
+    """The one place that turns an error into a sentence on stderr and an exit code."""
+    code = failures.exit_code(err)
+    if verbose:
+        print(failures.details(err), file=sys.stderr, end="")
+    text = failures.sentence(err)
+    print(text if code == 130 else f"fsprec: {text}", file=sys.stderr)
+    return code
+
+
+def _quiet_closed_pipe() -> None:
+    """The reader of our output went away (``fsprec inspect DIR | head``): stop quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except Cancelled as err:
-        print(err, file=sys.stderr)
-        return 130
-    except CheckFailed as err:
-        print(f"fsprec: {err}", file=sys.stderr)
-        return 1
-    except FsprecError as err:
-        print(f"fsprec: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Cancelled; nothing was changed.", file=sys.stderr)
-        return 130
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _quiet_closed_pipe()
+        return 0
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - one sentence, never a traceback
+        return _report_failure(err, args.verbose)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,25 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from . import atomic, faceswap, traincfg
+from . import atomic, faceswap, lock, procs, traincfg
 from .archive import CHUNK, open_zip, rewrite_member
-from .errors import FsprecError
 from .config import entry_name, iter_leaves
+from .errors import FsprecError
 from .layers import MIXED_POLICIES, POLICIES, kept_float32_reason
-from .modelfile import CONFIG_MEMBER, ModelFolder, open_model, read_config
+from .modelfile import (CONFIG_MEMBER, ModelFolder, find_model_file, open_model, plugin_of,
+                        read_config)
 from .precision import changed_layers, switch_precision
 from .state import State
 from .task import Task
+from .weights import H5_ERRORS
 
 _MARGIN = 4 * 1024 * 1024
 
@@ -57,6 +61,7 @@ class Plan:
     update_train_ini: bool = False
     warnings: list[str] = field(default_factory=list)
     next_start: traincfg.NextStart | None = None
+    fingerprint: atomic.Fingerprint = ()
 
     @property
     def destination(self) -> Path:
@@ -172,18 +177,21 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     if target not in POLICIES:
         raise FsprecError(f"Unknown precision {target!r}; choose one of {', '.join(POLICIES)}.")
     folder = Path(folder).expanduser().resolve()
-    if folder.is_dir() and atomic.interrupted(folder):
-        atomic.recover(folder)
+    notes = recover(folder)
+    prints = _fingerprint(folder)
     model = open_model(folder)
     if model.state_problem and model.state_file is not None:
         raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
+    if not model.weights.weights and model.leaves(with_params=False):
+        raise FsprecError(f"{model.model_file.name} holds no weights for its layers; Keras "
+                          "would not load it.")
     pins = list(dict.fromkeys(pins))
     _check_pins(model, target, pins)
     config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
     out = Path(out_dir).expanduser().resolve() if out_dir else None
     if out == folder:
         out = None
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     if model.state is None:
         warnings.append(f"{model.state_problem} Only the model file is converted.")
     if model.eligible_source == "derived" and target in MIXED_POLICIES:
@@ -195,9 +203,12 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     ini = traincfg.read(train_ini) if train_ini is not None else None
     next_start = traincfg.next_start(target in MIXED_POLICIES, out or folder,
                                      setting=train_ini or faceswap)
+    if _fingerprint(folder) != prints:
+        raise FsprecError(f"{model.model_file.name} changed while fsprec was reading it; "
+                          "try again when nothing else is writing it.")
     return Plan(model, target, pins, config, changed_layers(model.config, config),
                 _new_state(model, target), out, backup, ini, update_train_ini, warnings,
-                next_start)
+                next_start, prints)
 
 
 def plan_consistent(folder: str | Path, **options) -> Plan:
@@ -208,12 +219,55 @@ def plan_consistent(folder: str | Path, **options) -> Plan:
     return plan(folder, open_model(Path(folder).expanduser()).consistent_precision, **options)
 
 
-def _check_destination(plan_: Plan) -> None:
+def recover(folder: Path) -> list[str]:
+    """Complete or set aside what an interrupted run left in ``folder`` (under its lock);
+    returns sentences for the user."""
+    if not folder.is_dir() or not (atomic.needs_recovery(folder)
+                                   or (folder / lock.LOCK_NAME).exists()):
+        return []
+    with lock.writing(folder):
+        return atomic.recover(folder).notes
+
+
+def refuse_if_in_use(model: ModelFolder) -> None:
+    """Raise :class:`FsprecError` while Faceswap trains this model or another program has its
+    model or state file open."""
+    training = procs.faceswap_training(model.path)
+    if training is not None:
+        raise FsprecError(f"Faceswap is training this model (pid {training.pid}); stop "
+                          "training first. Nothing was changed.")
+    files = [p for p in (model.model_file, model.state_file) if p is not None]
+    holder = procs.holding_open(files)
+    if holder is not None:
+        raise FsprecError(f"{holder.name} (pid {holder.pid}) has this model's files open; "
+                          "close it first. Nothing was changed.")
+
+
+def _fingerprint(folder: Path) -> atomic.Fingerprint:
+    model_file = find_model_file(folder)
+    return atomic.fingerprint([model_file, faceswap.state_file(folder, plugin_of(model_file))])
+
+
+def _check_unchanged(plan_: Plan) -> None:
+    if _fingerprint(plan_.model.path) != plan_.fingerprint:
+        raise FsprecError(f"{plan_.model.model_file.name} or its state changed since fsprec read "
+                          "it; nothing was changed. Open the folder again.")
+
+
+def _prepare_destination(plan_: Plan) -> None:
     dest = plan_.destination
     if not plan_.in_place:
         if dest.exists() and not dest.is_dir():
             raise FsprecError(f"{dest} exists and is not a folder.")
-        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FsprecError(f"Cannot create {dest} ({err.strerror or err}).") from err
+
+
+def _check_destination(plan_: Plan) -> None:
+    dest = plan_.destination
+    if not plan_.in_place:
         taken = [p.name for p in (dest / plan_.model.model_file.name,
                                   faceswap.state_file(dest, plan_.model.plugin)) if p.exists()]
         if taken:
@@ -238,7 +292,7 @@ def _verify_keras3(source: Path, written: Path, config: dict) -> None:
         before, after = zin.infolist(), zout.infolist()
         if [i.filename for i in before] != [i.filename for i in after]:
             raise FsprecError("Verification failed: the written zip lost or reordered members.")
-        for old, new in zip(before, after):
+        for old, new in zip(before, after, strict=True):
             if old.compress_type != new.compress_type:
                 raise FsprecError(f"Verification failed: {old.filename} changed compression.")
             if old.filename != CONFIG_MEMBER and (old.CRC, old.file_size, old.compress_size) != (
@@ -264,7 +318,7 @@ def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
     tmp = atomic.temp_path(target)
     try:
         text = json.dumps(config)
-        with h5py.File(tmp, "r+") as h5:
+        with _damage_as_sentence(source), h5py.File(tmp, "r+") as h5:
             kind = h5.attrs.get_id("model_config").get_type()
             if isinstance(kind, h5py.h5t.TypeStringID) and kind.is_variable_str():
                 encoding = "utf-8" if kind.get_cset() == h5py.h5t.CSET_UTF8 else "ascii"
@@ -281,6 +335,18 @@ def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
         raise
 
 
+@contextmanager
+def _damage_as_sentence(source: Path) -> Iterator[None]:
+    """h5py's errors other than OSError (a write failing) mean a damaged source file."""
+    try:
+        yield
+    except OSError:
+        raise
+    except H5_ERRORS as err:
+        raise FsprecError(f"{source.name} is damaged and cannot be converted; nothing was "
+                          "changed.") from err
+
+
 def _digest(dataset: h5py.Dataset) -> str:
     digest = hashlib.blake2b()
     if dataset.shape == () or dataset.size == 0:
@@ -293,7 +359,15 @@ def _digest(dataset: h5py.Dataset) -> str:
 
 
 def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
-    _, new_config, _ = read_config(written)
+    try:
+        _compare_keras2(source, written, config, task)
+    except H5_ERRORS as err:
+        raise FsprecError(f"The weights in {source.name} are damaged and cannot be read; "
+                          "nothing was changed.") from err
+
+
+def _compare_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
+    _, new_config, _ = read_config(written, "keras2")
     if new_config != config:
         raise FsprecError("Verification failed: the written config differs.")
     with h5py.File(source, "r") as old, h5py.File(written, "r") as new:
@@ -310,17 +384,31 @@ def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> Non
 
 
 def run(plan_: Plan, task: Task | None = None) -> Result:
-    """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure."""
+    """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure.
+
+    The destination folder's writer lock is held throughout; the model must not be in use by
+    Faceswap or another program, and must be exactly what :func:`plan` read.
+    """
     task = task or Task()
     model = plan_.model
     if plan_.nothing_to_do:
         return Result(model.model_file, model.state_file, [], 0, plan_.summary())
-    _check_destination(plan_)
+    _prepare_destination(plan_)
+    with lock.writing(plan_.destination):
+        refuse_if_in_use(model)
+        atomic.recover(plan_.destination)
+        _check_unchanged(plan_)
+        _check_destination(plan_)
+        _write_all(plan_, task)
+    return _report(plan_)
+
+
+def _write_all(plan_: Plan, task: Task) -> None:
+    model = plan_.model
     dest = plan_.destination
     target_model = dest / model.model_file.name
     target_state = faceswap.state_file(dest, model.plugin)
     moves = [(atomic.temp_path(target_model), target_model)]
-    backups: list[Path] = []
     try:
         task.check()
         if model.format == "keras3":
@@ -331,13 +419,15 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
             atomic.write_temp(target_state, plan_.state.to_bytes())
             moves.append((atomic.temp_path(target_state), target_state))
         task.check()
+        _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:
             task.progress("Backing up", 0, 1)
-            for source, backup in zip([model.model_file, model.state_file], plan_.backup_files):
-                if source is not None:
-                    moves.insert(0, (atomic.stage_backup(source, backup), backup))
-                    backups.append(backup)
+            sources = [p for p in (model.model_file, model.state_file) if p is not None]
+            for source, backup in zip(sources, plan_.backup_files, strict=True):
+                moves.insert(0, (atomic.stage_backup(source, backup), backup))
         task.check()
+        task.progress("Switching", 0, 1)
+        atomic.commit(dest, moves)
     except BaseException as err:
         for tmp, _ in moves:
             tmp.unlink(missing_ok=True)
@@ -345,9 +435,13 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
             raise FsprecError(f"Writing failed ({err.strerror or err}); nothing was "
                               "changed.") from err
         raise
-    task.progress("Switching", 0, 1)
-    atomic.commit(dest, moves)
-    task.progress("Switching", 1, 1)
+
+
+def _report(plan_: Plan) -> Result:
+    model = plan_.model
+    dest = plan_.destination
+    target_model = dest / model.model_file.name
+    target_state = faceswap.state_file(dest, model.plugin)
     messages = [f"Switched {model.model_file.name} to {plan_.target}: "
                 f"{len(plan_.changes)} layer(s) changed."]
     if plan_.train_ini is not None:
@@ -358,8 +452,8 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
         else:
             messages.append(plan_.train_ini.status(target_mixed))
     messages.extend(plan_.warnings)
-    return Result(target_model, target_state if plan_.state is not None else None, backups,
-                  len(plan_.changes), messages)
+    return Result(target_model, target_state if plan_.state is not None else None,
+                  plan_.backup_files, len(plan_.changes), messages)
 
 
 def convert(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),

@@ -1,8 +1,9 @@
 """Read a Faceswap model folder without Keras: model file, config, metadata, state, backups."""
 from __future__ import annotations
 
-import json
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -10,14 +11,14 @@ from typing import Any, Literal
 
 import h5py
 
-from . import faceswap
+from . import bounds, faceswap, h5guard, structure
 from .archive import open_zip
 from .config import leaf_names, model_layers
 from .errors import FsprecError
 from .layers import (MIXED_POLICIES, Layer, Partial, build_tree, partial_of, pinned_of,
                      precision_of, resolve_eligible)
 from .state import State
-from .weights import WEIGHTS_MEMBER, WeightsIndex, index_weights
+from .weights import H5_ERRORS, WEIGHTS_MEMBER, WeightsIndex, index_weights, read_attr
 
 Format = Literal["keras3", "keras2"]
 CONFIG_MEMBER = "config.json"
@@ -179,52 +180,57 @@ def find_model_file(folder: Path) -> Path:
     return candidates[0]
 
 
-def _check_config(config: Any, source: str) -> dict[str, Any]:
-    if (not isinstance(config, dict) or not isinstance(config.get("config"), dict)
-            or not isinstance(config["config"].get("layers"), list)):
-        raise FsprecError(f"{source} does not hold a Keras model config (no layer list).")
-    return config
-
-
 def _read_keras3(path: Path) -> tuple[dict, dict]:
-    with open_zip(path) as archive:
+    with open_zip(path) as archive:  # declared sizes, ratios and duplicates checked here
         names = set(archive.namelist())
         for member in (CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER):
             if member not in names:
                 raise FsprecError(f"{path.name} is not a Keras 3 model: no {member} inside.")
         try:
-            config = json.loads(archive.read(CONFIG_MEMBER))
-            metadata = json.loads(archive.read(METADATA_MEMBER))
-        except (ValueError, OSError) as err:
-            raise FsprecError(f"{path.name} has an unreadable config: {err}") from err
-        except Exception as err:  # zlib/zipfile errors on a damaged member
-            raise FsprecError(f"{path.name} is damaged: {err}") from err
-    if not isinstance(metadata, dict):
-        raise FsprecError(f"{path.name} has invalid metadata.json.")
-    return _check_config(config, path.name), metadata
+            config_bytes = archive.read(CONFIG_MEMBER)
+            metadata_bytes = archive.read(METADATA_MEMBER)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as err:
+            raise FsprecError(f"{path.name} is damaged ({err}).") from err
+    config = bounds.loads(config_bytes, f"config.json in {path.name}", bounds.MAX_CONFIG)
+    metadata = bounds.loads(metadata_bytes, f"metadata.json in {path.name}", bounds.MAX_METADATA)
+    return (structure.model_config(config, path.name),
+            structure.metadata(metadata, f"{path.name}"))
 
 
 def _read_keras2(path: Path) -> tuple[dict, dict]:
+    h5guard.check(path, "keras2")
     try:
         with h5py.File(path, "r") as h5:
-            raw = h5.attrs.get("model_config")
-            if raw is None:
+            if "model_config" not in h5.attrs:
                 raise FsprecError(f"{path.name} is not a Keras model file (no model_config).")
-            metadata = {key: (h5.attrs[key].decode() if isinstance(h5.attrs[key], bytes)
-                              else str(h5.attrs[key]))
+            raw = read_attr(h5, "model_config", bounds.MAX_CONFIG)
+            metadata = {key: _text(read_attr(h5, key, bounds.MAX_METADATA))
                         for key in ("keras_version", "backend") if key in h5.attrs}
-    except OSError as err:
-        raise FsprecError(f"{path.name} is not a readable HDF5 file: {err}") from err
+    except H5_ERRORS as err:
+        raise FsprecError(f"{path.name} is not a readable HDF5 file ({err}).") from err
     try:
-        config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
-    except ValueError as err:
-        raise FsprecError(f"{path.name} has an unreadable model_config: {err}") from err
-    return _check_config(config, path.name), metadata
+        text = _text(raw)
+    except UnicodeDecodeError as err:
+        raise FsprecError(f"{path.name} has an unreadable model_config ({err}).") from err
+    config = bounds.loads(text, f"The model_config of {path.name}", bounds.MAX_CONFIG)
+    return structure.model_config(config, path.name), metadata
 
 
-def read_config(model_file: Path) -> tuple[Format, dict, dict]:
-    """Format, model config and metadata of a model file (no weight data read)."""
-    if model_file.suffix == ".keras":
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+    return str(value)
+
+
+def read_config(model_file: Path, fmt: Format | None = None) -> tuple[Format, dict, dict]:
+    """Format, model config and metadata of a model file (no weight data read); the format
+    comes from the suffix unless given."""
+    fmt = fmt or ("keras3" if model_file.suffix == ".keras" else "keras2")
+    if fmt == "keras3":
         return "keras3", *_read_keras3(model_file)
     return "keras2", *_read_keras2(model_file)
 

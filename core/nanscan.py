@@ -6,6 +6,8 @@ weights lie beyond float16's range (above 65504 they overflow to Inf; non-zero v
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -13,10 +15,11 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
+from .archive import check_crc, open_zip
 from .errors import FsprecError
 from .modelfile import ModelFolder, open_model
 from .task import Task
-from .weights import Weight, open_weights
+from .weights import H5_ERRORS, WEIGHTS_MEMBER, Weight, open_weights
 
 CHUNK_ELEMENTS = 4 * 1024 * 1024  # 16 MB of float32 at a time
 FLOAT16_MAX = 65504.0  # the largest finite float16
@@ -152,11 +155,23 @@ def _count_h5(dataset: h5py.Dataset, counter: _Counter, finding: LayerFinding,
 
 
 def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Counter,
-              findings: dict[str, LayerFinding], ranges: Ranges | None) -> None:
-    """Scan contiguous weights straight from the file through one reused block buffer."""
+              findings: dict[str, LayerFinding], ranges: Ranges | None,
+              member_end: int | None) -> int | None:
+    """Scan contiguous weights straight from the file through one reused block buffer.
+
+    With ``member_end``, every byte from ``base`` to it is read once in order (the gaps
+    between weights too) and its crc32 returned, so the CRC check costs no second pass; None
+    when weights overlap (the caller then checks the CRC on its own).
+    """
     buffer = np.empty(CHUNK_ELEMENTS * 8, np.uint8)  # not zero-filled: it is read into
-    for weight in weights:
+    checksum, position = 0, base
+    for weight in sorted(weights, key=lambda w: w.offset):
         dtype = np.dtype(weight.dtype)
+        if member_end is not None:
+            if base + weight.offset < position:
+                member_end = None
+            else:
+                checksum = _crc_span(handle, position, base + weight.offset, checksum, buffer)
         for start in range(0, weight.size, CHUNK_ELEMENTS):
             counter.task.check()
             size = min(CHUNK_ELEMENTS, weight.size - start)
@@ -164,8 +179,31 @@ def _scan_raw(handle: BinaryIO, weights: list[Weight], base: int, counter: _Coun
             handle.seek(base + weight.offset + start * dtype.itemsize)
             if handle.readinto(view) != len(view):
                 raise FsprecError("The weights ended early (truncated model file?).")
+            if member_end is not None:
+                checksum = zlib.crc32(view, checksum)
             findings[weight.layer].tally(np.frombuffer(view, dtype), ranges)
             counter.advance(size)
+        position = base + weight.offset + weight.size * dtype.itemsize
+    if member_end is None:
+        return None
+    return _crc_span(handle, position, member_end, checksum, buffer)
+
+
+def _crc_span(handle: BinaryIO, start: int, end: int, checksum: int, buffer: np.ndarray) -> int:
+    """crc32 of the file's bytes ``start..end`` continued from ``checksum``."""
+    handle.seek(start)
+    while start < end:
+        view = memoryview(buffer)[:min(len(buffer), end - start)]
+        if handle.readinto(view) != len(view):
+            raise FsprecError("The weights ended early (truncated model file?).")
+        checksum = zlib.crc32(view, checksum)
+        start += len(view)
+    return checksum
+
+
+def _weights_member(model: ModelFolder) -> zipfile.ZipInfo:
+    with open_zip(model.model_file) as archive:
+        return archive.getinfo(WEIGHTS_MEMBER)
 
 
 def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None,
@@ -185,11 +223,25 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None,
     floats = [w for w in index.weights if np.issubdtype(np.dtype(w.dtype), np.floating)]
     raw = [w for w in floats if w.offset is not None and index.base is not None]
     counter.advance(index.total_params - sum(w.size for w in floats))
+    stored = model.format == "keras3" and index.base is not None
+    member = _weights_member(model) if stored else None
     with open(model.model_file, "rb") as handle:
-        _scan_raw(handle, raw, index.base or 0, counter, findings, scratch)
+        checksum = _scan_raw(handle, raw, index.base or 0, counter, findings, scratch,
+                             index.base + member.file_size if member else None)
     rest = [w for w in floats if w.offset is None or index.base is None]
     if rest:
         with open_weights(model.model_file, model.format) as root:
-            for weight in rest:
-                _count_h5(root[weight.h5path], counter, findings[weight.layer], scratch)
+            try:
+                for weight in rest:
+                    _count_h5(root[weight.h5path], counter, findings[weight.layer], scratch)
+            except H5_ERRORS as err:
+                raise FsprecError(f"The weights in {model.model_file.name} are damaged and "
+                                  "cannot be read.") from err
+    if member is not None and checksum is not None:
+        if checksum != member.CRC:
+            raise FsprecError(f"{WEIGHTS_MEMBER} in {model.model_file.name} is damaged (CRC "
+                              "mismatch).")
+    elif model.format == "keras3":
+        check_crc(model.model_file, WEIGHTS_MEMBER, lambda: task.cancelled)
+        task.check()
     return NanReport(model.model_file, list(findings.values()), ranges)

@@ -5,11 +5,11 @@ Every field we do not change keeps its value and its place in the key order.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import bounds, structure
 from .errors import FsprecError
 from .faceswap import state_bytes
 
@@ -28,18 +28,14 @@ class State:
     @classmethod
     def load(cls, path: Path) -> State:
         """Read a state file; raise :class:`FsprecError` when it is not a Faceswap state."""
+        path = Path(path)
+        what = f"The state file {path.name}"
         try:
-            data = json.loads(Path(path).read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FsprecError(f"The state file {path} cannot be read: {err}") from err
-        if not isinstance(data, dict):
-            raise FsprecError(f"The state file {path} is not a Faceswap state (not a JSON object).")
-        layers = data.get("mixed_precision_layers", [])
-        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
-            raise FsprecError(f"The state file {path} has an invalid 'mixed_precision_layers'.")
-        config = data.get("config", {})
-        if not isinstance(config, dict):
-            raise FsprecError(f"The state file {path} has an invalid 'config' section.")
+            with open(path, "rb") as handle:
+                raw = handle.read(bounds.MAX_STATE + 1)
+        except OSError as err:
+            raise FsprecError(f"{what} cannot be read ({err.strerror or err}).") from err
+        data = structure.state(bounds.loads(raw, what, bounds.MAX_STATE), what)
         return cls(data, Path(path))
 
     @property

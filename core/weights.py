@@ -18,12 +18,17 @@ from math import prod
 from pathlib import Path
 
 import h5py
+import numpy as np
 
-from .archive import data_offset, open_member, open_zip
+from . import bounds, h5guard
+from .archive import HDF5_SIGNATURE, data_offset, open_member, open_zip
 from .errors import FsprecError
 from .config import entry_name, is_model_entry, iter_leaves
 
 WEIGHTS_MEMBER = "model.weights.h5"
+# What h5py raises on a damaged file, besides OSError: bad indices, types, names, encodings.
+H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError,
+             UnicodeDecodeError, AttributeError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,14 @@ class Weight:
     def size(self) -> int:
         """Number of elements."""
         return prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element (1 where the dtype is not a plain number type)."""
+        try:
+            return np.dtype(self.dtype).itemsize or 1
+        except TypeError:
+            return 1
 
 
 @dataclass
@@ -67,19 +80,25 @@ class WeightsIndex:
 @contextmanager
 def open_weights(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
     """Open the weights root group: ``model.weights.h5`` of a ``.keras``, ``model_weights`` of
-    a Keras 2 ``.h5``."""
+    a Keras 2 ``.h5`` (read by a child process first: :mod:`.h5guard`)."""
+    h5guard.check(model_file, fmt)
     try:
         if fmt == "keras3":
-            with open_member(model_file, WEIGHTS_MEMBER) as stream, \
-                    h5py.File(stream, "r") as h5:
-                yield h5
+            with open_member(model_file, WEIGHTS_MEMBER) as stream:
+                if stream.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                    raise FsprecError(f"{WEIGHTS_MEMBER} in {model_file.name} is not an HDF5 "
+                                      "file.")
+                stream.seek(0)
+                with h5py.File(stream, "r") as h5:
+                    yield h5
         else:
             with h5py.File(model_file, "r") as h5:
-                if "model_weights" not in h5:
+                if not isinstance(h5.get("model_weights"), h5py.Group):
                     raise FsprecError(f"{model_file.name} holds no model weights.")
                 yield h5["model_weights"]
-    except OSError as err:
-        raise FsprecError(f"The weights in {model_file.name} cannot be read: {err}") from err
+    except H5_ERRORS as err:
+        raise FsprecError(f"The weights in {model_file.name} are damaged and cannot be "
+                          "read.") from err
 
 
 def snake_case(name: str) -> str:
@@ -151,15 +170,25 @@ def _weights(path: str, datasets: Iterator[h5py.Dataset]) -> Iterator[Weight]:
         yield _weight(path, dataset.name.rsplit("/", 1)[-1], dataset)
 
 
+def read_attr(obj: h5py.HLObject, name: str, limit: int = bounds.MAX_ATTR):
+    """An h5 attribute's value, refusing one that stores more than ``limit`` bytes."""
+    try:
+        size = obj.attrs.get_id(name).get_storage_size()
+    except RuntimeError:  # h5py raises for an empty attribute
+        size = 0
+    bounds.check_size(size, f"The attribute {name!r} of {obj.name}", limit)
+    return obj.attrs[name]
+
+
 def chunked_attr(group: h5py.Group, name: str) -> list[str]:
     """Read a Keras 2 list attribute that may be split into ``name0``, ``name1``, ..."""
     if name in group.attrs:
-        values = list(group.attrs[name])
+        values = list(read_attr(group, name))
     else:
         values = []
         chunk = 0
         while f"{name}{chunk}" in group.attrs:
-            values.extend(group.attrs[f"{name}{chunk}"])
+            values.extend(read_attr(group, f"{name}{chunk}"))
             chunk += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -187,11 +216,26 @@ def index_weights(model_file: Path, fmt: str, config_layers: list[dict]) -> Weig
     """Index every weight array of a model file against its config's layers."""
     weights: list[Weight] = []
     with open_weights(model_file, fmt) as root:
-        if fmt == "keras3":
-            _index_keras3(root, config_layers, "", weights)
-        else:
-            _index_keras2(root, config_layers, weights)
+        try:
+            if fmt == "keras3":
+                _index_keras3(root, config_layers, "", weights)
+            else:
+                _index_keras2(root, config_layers, weights)
+        except H5_ERRORS as err:
+            raise FsprecError(f"The weights in {model_file.name} are damaged and cannot be "
+                              "read.") from err
+    _check_sizes(model_file, weights)
     return WeightsIndex(weights, _h5_start(model_file) if fmt == "keras3" else 0)
+
+
+def _check_sizes(model_file: Path, weights: list[Weight]) -> None:
+    """Refuse weights that declare more values than the file could hold (an h5 bomb)."""
+    declared = sum(w.size * w.itemsize for w in weights)
+    if len(weights) > bounds.MAX_DATASETS or declared > min(
+            bounds.MAX_WEIGHTS, model_file.stat().st_size * bounds.MAX_WEIGHT_RATIO
+            + bounds.MAX_WEIGHT_SLACK):
+        raise FsprecError(f"The weights in {model_file.name} declare far more values than "
+                          "the file holds (a damaged or hostile file).")
 
 
 def _h5_start(model_file: Path) -> int | None:

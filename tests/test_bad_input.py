@@ -146,7 +146,7 @@ def test_unknown_layer_classes_still_open_and_convert(tmp_path):
         for name, data in members.items():
             out.writestr(name, data)
     convert.convert(folder, "mixed_float16")
-    leaf = next(l for l in open_model(folder).leaves() if l.class_name == "MyFancyConv")
+    leaf = next(item for item in open_model(folder).leaves() if item.class_name == "MyFancyConv")
     assert leaf.dtype_policy == "mixed_float16"
 
 
@@ -194,3 +194,29 @@ def test_disk_full_while_writing(tmp_path, monkeypatch):
         convert.convert(folder, "mixed_float16")
     assert snapshot(folder) == before
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda layers: layers.__setitem__(2, 7), "layer 3 of the encoder is not an object"),
+    (lambda layers: layers[1].__setitem__("class_name", 12),
+     "layer 2 of the encoder has a class name that is not text"),
+    (lambda layers: layers[1]["config"].__setitem__("name", ["x"]),
+     "layer 2 of the encoder has a name that is not text"),
+    (lambda layers: layers[1].__setitem__("inbound_nodes", "x"),
+     "layer 2 of the encoder has inbound nodes that are not a list"),
+])
+def test_a_malformed_layer_is_named_by_its_place(tmp_path, capsys, damage, message):
+    """The structure is checked once, up front: the sentence says where the damage is."""
+    folder = make_keras3(tmp_path / "m")
+    path = folder / "tiny.keras"
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    config = json.loads(dict((i.filename, d) for i, d in members)["config.json"])
+    encoder = next(e for e in config["config"]["layers"] if e.get("name") == "encoder")
+    damage(encoder["config"]["layers"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members:
+            archive.writestr(info, json.dumps(config) if info.filename == "config.json" else data)
+    for argv in (["inspect", str(folder)], ["convert", str(folder), "--to", "mixed_float16",
+                                            "--yes"]):
+        assert_refused(capsys, folder, argv, message)

@@ -17,7 +17,8 @@ from conftest import REPO, fixture_path, needs_fixtures, snapshot
 from factory import ELIGIBLE, make_keras2, make_keras3
 from fsprec.core import Cancelled, FsprecError, convert, open_model
 from fsprec.core.archive import data_offset
-from fsprec.core.atomic import TMP_SUFFIX, recover
+from fsprec.core.atomic import TMP_SUFFIX
+from fsprec.core.convert import recover
 from fsprec.core.task import Task
 
 

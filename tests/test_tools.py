@@ -54,7 +54,7 @@ def test_nan_scan_keras2_and_cli_exit_codes(tmp_path, capsys):
     assert main(["nan-scan", str(folder), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["clean"] is False
-    bad = [l for l in report["layers"] if not l["clean"]]
+    bad = [item for item in report["layers"] if not item["clean"]]
     assert bad == [{"layer": "decoder_b/face_out_b_0_conv2d", "size": 219, "nan": 0, "inf": 1,
                     "clean": False}]
 
@@ -63,7 +63,7 @@ def test_nan_scan_keras2_and_cli_exit_codes(tmp_path, capsys):
 def test_nan_scan_on_fixtures_counts_every_weight():
     report = nanscan.scan_weights(fixture_path("fs2/dfl_sae-fp32-opt"))
     assert report.clean
-    assert sum(l.size for l in report.layers) == open_model(
+    assert sum(item.size for item in report.layers) == open_model(
         fixture_path("fs2/dfl_sae-fp32-opt")).weights.total_params
 
 
@@ -154,11 +154,11 @@ def test_inspect_json_contract(tmp_path, capsys):
                 "eligible_source", "layers", "eligible", "iterations"):
         assert key in doc
     assert doc["format"] == "keras3" and doc["plugin"] == "tiny" and doc["iterations"] == 7
-    layer = next(l for l in doc["layers"] if l["path"] == "encoder/dense")
+    layer = next(item for item in doc["layers"] if item["path"] == "encoder/dense")
     assert layer == {"path": "encoder/dense", "name": "dense", "class_name": "Dense",
                      "dtype_policy": "float32", "eligible": True, "reason": "stored in state",
                      "params": 128 * 16 + 16}
-    sub = next(l for l in doc["layers"] if l["path"] == "encoder")
+    sub = next(item for item in doc["layers"] if item["path"] == "encoder")
     assert sub["dtype_policy"] is None
 
 

@@ -1,0 +1,407 @@
+"""Hostile inputs for the fuzz suite (tests/test_fuzz.py) and its long run (benchmarks/fuzz.py).
+
+``make_case(seed, root)`` builds one damaged model folder, deterministically from ``seed``:
+JSON mutations of the config and state, zip damage, h5 damage, bombs, path tricks, planted
+journals and temp files, files replaced by directories or symlinks. ``check_case`` runs one
+fsprec command on it in this process and returns the broken promises (empty: all kept).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import struct
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from factory import PLUGIN, make_keras2, make_keras3
+
+from fsprec.core.cli import main
+
+COMMANDS = (["inspect"], ["inspect", "--json"], ["nan-scan"], ["restore"], ["scan"],
+            ["convert", "--to", "mixed_float16", "--yes"], ["convert", "--to", "float32", "--yes"])
+READ_ONLY = ("inspect", "nan-scan", "scan")
+JUNK = [None, True, 0, -1, 1e308, "", "x" * 300, [], {}, [[[]]], {"a": {"b": {}}}, "\u202e",
+        2 ** 70, [1, "a", None]]
+
+
+# --- folder snapshots that see directories and symlinks too --------------------------------
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry below ``folder``: file hashes, symlink targets, directories."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            out[key] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            out[key] = "dir"
+        elif path.is_file():
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+# --- zip helpers -------------------------------------------------------------------------
+
+def _members(path: Path) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    with zipfile.ZipFile(path) as archive:
+        return [(info, archive.read(info)) for info in archive.infolist()]
+
+
+def _rezip(path: Path, members: list[tuple[zipfile.ZipInfo, bytes]]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members:
+            new = zipfile.ZipInfo(info.filename, info.date_time)
+            new.compress_type = info.compress_type
+            with contextlib.suppress(UserWarning):
+                archive.writestr(new, data)
+
+
+def _replace_member(path: Path, name: str, data: bytes) -> None:
+    _rezip(path, [(i, data if i.filename == name else d) for i, d in _members(path)])
+
+
+# --- JSON mutations ------------------------------------------------------------------------
+
+def _nodes(value):
+    stack = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        yield path, item
+        if isinstance(item, dict):
+            stack.extend((path + (key,), child) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((path + (index,), child) for index, child in enumerate(item))
+
+
+def _set(root, path, value):
+    if not path:
+        return value
+    parent = root
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return root
+
+
+def _deep(levels: int) -> str:
+    """A marker that :func:`dump` turns into ``levels`` nested lists."""
+    return f"__deep_{levels}__"
+
+
+def dump(doc) -> str:
+    """JSON text of a mutated document, deep-nesting markers expanded."""
+    text = json.dumps(doc)
+    for levels in (70, 500, 3000, 5000):
+        text = text.replace(f'"{_deep(levels)}"', "[" * levels + "1" + "]" * levels)
+    return text
+
+
+def mutate_json(rng: random.Random, doc):
+    """One to three random edits of a JSON document: values replaced, keys dropped,
+    containers emptied, deep nesting, type swaps."""
+    for _ in range(rng.randint(1, 3)):
+        nodes = list(_nodes(doc))
+        path, value = rng.choice(nodes)
+        kind = rng.randrange(5)
+        if kind == 0:
+            doc = _set(doc, path, copy.deepcopy(rng.choice(JUNK)))
+        elif kind == 1 and path:
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            del parent[path[-1]]
+        elif kind == 2:
+            doc = _set(doc, path, _deep(rng.choice([70, 500, 5000])))
+        elif kind == 3 and isinstance(value, (dict, list)):
+            doc = _set(doc, path, list(value.values()) if isinstance(value, dict) else
+                       {str(i): v for i, v in enumerate(value)})
+        else:
+            doc = _set(doc, path, [copy.deepcopy(value), copy.deepcopy(value)]
+                       if rng.random() < 0.5 else str(value)[:50])
+    return doc
+
+
+# --- the mutators ----------------------------------------------------------------------------
+
+def _model(folder: Path) -> Path:
+    return next(p for p in folder.iterdir() if p.suffix in (".keras", ".h5"))
+
+
+def config_json(rng, folder):
+    model = _model(folder)
+    if model.suffix == ".keras":
+        config = json.loads(zipfile.ZipFile(model).read("config.json"))
+        _replace_member(model, "config.json", dump(mutate_json(rng, config)).encode())
+    else:
+        import h5py
+        with h5py.File(model, "r+") as h5:
+            config = json.loads(h5.attrs["model_config"])
+            h5.attrs["model_config"] = dump(mutate_json(rng, config))
+
+
+def state_json(rng, folder):
+    state = folder / f"{PLUGIN}_state.json"
+    state.write_text(dump(mutate_json(rng, json.loads(state.read_text()))))
+
+
+def metadata_json(rng, folder):
+    model = _model(folder)
+    if model.suffix == ".keras":
+        meta = json.loads(zipfile.ZipFile(model).read("metadata.json"))
+        _replace_member(model, "metadata.json", dump(mutate_json(rng, meta)).encode())
+
+
+def bit_flips(rng, folder):
+    model = _model(folder)
+    data = bytearray(model.read_bytes())
+    for _ in range(rng.choice([1, 1, 3, 20])):
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    model.write_bytes(bytes(data))
+
+
+def h5_flips(rng, folder):
+    """Bit flips inside the HDF5 part only (the zip stays valid when the CRC is fixed)."""
+    model = _model(folder)
+    if model.suffix == ".h5":
+        return bit_flips(rng, folder)
+    members = _members(model)
+    out = []
+    for info, data in members:
+        if info.filename == "model.weights.h5":
+            data = bytearray(data)
+            for _ in range(rng.choice([1, 4, 16])):
+                data[rng.randrange(min(len(data), rng.choice([4096, len(data)])))] ^= 0xFF
+            data = bytes(data)
+        out.append((info, data))
+    _rezip(model, out)  # a fresh zip: CRCs match the damaged bytes
+
+
+def truncate(rng, folder):
+    model = _model(folder)
+    data = model.read_bytes()
+    model.write_bytes(data[:rng.randrange(len(data))])
+
+
+def zip_damage(rng, folder):
+    model = _model(folder)
+    if model.suffix != ".keras":
+        return truncate(rng, folder)
+    members = _members(model)
+    kind = rng.randrange(5)
+    if kind == 0:  # a duplicate member
+        dup = rng.choice(members)
+        members.append((dup[0], dup[1][::-1] if rng.random() < 0.5 else dup[1]))
+        _rezip(model, members)
+    elif kind == 1:  # a member missing
+        members.pop(rng.randrange(len(members)))
+        _rezip(model, members)
+    elif kind == 2:  # compression changed
+        info, data = rng.choice(members)
+        info.compress_type = zipfile.ZIP_DEFLATED if info.compress_type == 0 else 0
+        _rezip(model, members)
+    elif kind == 3:  # the weights are not HDF5
+        _replace_member(model, "model.weights.h5", b"PK not hdf5 " * rng.randint(1, 5000))
+    else:  # a wrong CRC in the central directory
+        data = bytearray(model.read_bytes())
+        cd = data.rfind(b"PK\x01\x02")
+        data[cd + 16:cd + 20] = struct.pack("<I", rng.getrandbits(32))
+        model.write_bytes(bytes(data))
+
+
+def bomb(rng, folder):
+    """A member that inflates far beyond its stored size, or declares it does."""
+    model = _model(folder)
+    if model.suffix != ".keras":
+        state = folder / f"{PLUGIN}_state.json"
+        state.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+        return
+    kind = rng.randrange(3)
+    members = _members(model)
+    if kind == 0:  # config.json of 40 MB of spaces: 40 KB stored
+        raw = b'{"config": {"layers": []}' + b" " * (40 * 1024 * 1024) + b"}"
+        target = "config.json"
+    elif kind == 1:  # weights that inflate 1000x
+        raw = b"\x89HDF\r\n\x1a\n" + bytes(60 * 1024 * 1024)
+        target = "model.weights.h5"
+    else:  # a central directory declaring 10 GB for config.json
+        data = bytearray(model.read_bytes())
+        cd = data.find(b"PK\x01\x02")
+        while cd >= 0:
+            name_len = struct.unpack("<H", data[cd + 28:cd + 30])[0]
+            if data[cd + 46:cd + 46 + name_len] == b"config.json":
+                data[cd + 24:cd + 28] = struct.pack("<I", 0xFFFFFFF0)
+            cd = data.find(b"PK\x01\x02", cd + 4)
+        model.write_bytes(bytes(data))
+        return
+    out = []
+    for info, data in members:
+        if info.filename == target:
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = raw
+        out.append((info, data))
+    _rezip(model, out)
+
+
+def path_tricks(rng, folder):
+    """Model, state, backups, journal or lock replaced by directories or symlinks."""
+    model = _model(folder)
+    state = folder / f"{PLUGIN}_state.json"
+    kind = rng.randrange(9)
+    if kind == 0:
+        state.unlink()
+        state.mkdir()
+    elif kind == 1:
+        state.unlink()
+        state.symlink_to("/etc/hostname")
+    elif kind == 2:
+        (folder / f"{model.name}.bk").unlink(missing_ok=True)
+        (folder / f"{model.name}.bk").mkdir()
+    elif kind == 3:
+        outside = folder.parent / f"outside-{rng.randrange(10 ** 6)}"
+        shutil.move(str(model), outside)
+        model.symlink_to(outside)
+    elif kind == 4:
+        (folder / ".fsprec.lock").mkdir()
+    elif kind == 5:
+        (folder / f"{state.name}.bk").unlink(missing_ok=True)
+        (folder / f"{state.name}.bk").symlink_to("/nonexistent/target")
+    elif kind == 6:
+        (folder / ".fsprec-journal.json").mkdir()
+    elif kind == 7:
+        shutil.copy(model, folder / f"{model.name}.bk")
+        state.unlink()
+        state.mkdir()
+    else:
+        data = model.read_bytes()
+        model.unlink()
+        model.mkdir()
+        (folder / f"{model.name}.bk").write_bytes(data)
+
+
+def planted(rng, folder):
+    """Journals and temp files that fsprec did not write."""
+    model = _model(folder)
+    junk = folder / ".fsprec-tmp-evil"
+    junk.write_bytes(b"junk")
+    temp = folder / f".{model.name}.{rng.randrange(10 ** 5)}-deadbeef.fsprec-tmp"
+    temp.write_bytes(b"junk")
+    journals = [
+        [[junk.name, model.name]],
+        [["/tmp/x", "/tmp/y"]],
+        [1, 2],
+        {"fsprec_journal": 1, "moves": [[temp.name, model.name]]},  # valid names: followed
+        {"fsprec_journal": 1, "moves": [["../" + temp.name, model.name]]},
+        {"fsprec_journal": 1, "moves": [[".x.1-deadbeef.fsprec-tmp", "x"]]},
+        {"fsprec_journal": 1, "moves": "evil"},
+        "\x00\x01",
+        [_deep(3000)],
+    ]
+    choice = rng.choice(journals)
+    (folder / ".fsprec-journal.json").write_text(dump(choice))
+
+
+MUTATORS: dict[str, Callable] = {
+    "config": config_json, "state": state_json, "metadata": metadata_json, "bits": bit_flips,
+    "h5": h5_flips, "truncate": truncate, "zip": zip_damage, "bomb": bomb,
+    "paths": path_tricks, "journal": planted,
+}
+
+
+def make_case(seed: int, root: Path) -> tuple[Path, list[str], str]:
+    """Build case ``seed`` under ``root``; returns (folder, argv, description)."""
+    rng = random.Random(seed)
+    kind = list(MUTATORS)[seed % len(MUTATORS)]
+    fmt = "keras3" if rng.random() < 0.7 else "keras2"
+    folder = root / f"case{seed}"
+    (make_keras3 if fmt == "keras3" else make_keras2)(folder, mixed=rng.random() < 0.3)
+    if rng.random() < 0.3:  # some cases have backups to restore from
+        for path in list(folder.iterdir()):
+            if path.is_file():
+                shutil.copy(path, path.with_name(path.name + ".bk"))
+    MUTATORS[kind](rng, folder)
+    argv = list(rng.choice(COMMANDS)) + [str(folder)]
+    argv = argv[:1] + [argv[-1]] + argv[1:-1]
+    return folder, argv, f"seed {seed}: {kind} on {fmt}, fsprec {' '.join(argv[:1] + argv[2:])}"
+
+
+def _loads(folder: Path) -> str | None:
+    """Why the model in ``folder`` does not load in fsprec (None: it does)."""
+    from fsprec.core import open_model
+    from fsprec.core.nanscan import scan_weights
+    try:
+        model = open_model(folder)
+        model.leaves()
+        scan_weights(model)
+        if model.format == "keras3":
+            with zipfile.ZipFile(model.model_file) as archive:
+                if archive.testzip() is not None:
+                    return "a member fails its CRC"
+    except Exception as err:  # noqa: BLE001 - any failure is the finding
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """Run ``fsprec argv`` in this process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    return code, out.getvalue(), err.getvalue()
+
+
+def _ours(name: str) -> bool:
+    """fsprec's own bookkeeping files, which a failed run may clean up (temp files, a
+    journal set aside, a stale lock)."""
+    return name.startswith(".fsprec") or name.endswith(".fsprec-tmp")
+
+
+def user_files(snap: dict[str, str]) -> dict[str, str]:
+    """A snapshot without fsprec's bookkeeping files."""
+    return {k: v for k, v in snap.items() if not _ours(Path(k).name)}
+
+
+def check_case(folder: Path, argv: list[str]) -> list[str]:
+    """Run one case; every promise it breaks, in words (empty: all kept)."""
+    before = snapshot(folder)
+    could_load = _loads(folder) is None if argv[0] == "convert" else True
+    code, out, err = run_cli(argv)
+    after = snapshot(folder)
+    broken = []
+    if code not in (0, 1, 2):
+        broken.append(f"exit code {code}")
+    if "Traceback" in err + out or "Unexpected error" in err:
+        broken.append("traceback or unexpected error: " + err.strip()[-300:])
+    if len(err.strip().splitlines()) > 1:
+        broken.append(f"more than one line on stderr: {err.strip()[:300]!r}")
+    if code != 0 and user_files(after) != user_files(before):
+        broken.append("the folder changed although the command failed")
+    if argv[0] in READ_ONLY and after != before:
+        broken.append(f"{argv[0]} changed the folder")
+    if code == 0 and argv[0] == "convert" and "already" not in out:
+        why = _loads(folder)
+        if why is not None:
+            broken.append(f"convert exited 0 but its result does not load ({why})")
+        if not could_load:
+            broken.append("convert exited 0 on a model that does not load")
+        model = next((k for k in before if k.endswith((".keras", ".h5"))), None)
+        if model and after.get(f"{model}.bk") != before[model]:
+            broken.append("after convert, the .bk is not the model from before")
+    return broken
+
+
+if __name__ == "__main__":  # python tests/fuzz_cases.py SEED: show one case
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        case = make_case(int(sys.argv[1]), Path(tmp))
+        print(case[2], check_case(case[0], case[1]) or "ok")

@@ -1,0 +1,64 @@
+"""One writer at a time: 2-8 processes converting and restoring one folder at once."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from concurrency import trial
+
+TRIALS = int(os.environ.get("FSPREC_CONCURRENCY_TRIALS", "3"))
+
+
+@pytest.mark.parametrize("processes", [2, 4, 8])
+@pytest.mark.parametrize("number", range(TRIALS))
+def test_parallel_writers_leave_a_consistent_folder(tmp_path, processes, number):
+    """The others exit 2 with "Another fsprec is changing this model"; the folder is one a
+    sequence of the operations gives, with the true previous version in the .bk."""
+    rng = random.Random(processes * 1000 + number)
+    assert trial(tmp_path / "m", processes, rng) == []
+
+
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    from factory import make_keras3
+    from fsprec.core import convert, lock
+    from fsprec.core.errors import FsprecError
+    from fuzz_cases import snapshot
+
+    folder = make_keras3(tmp_path / "m")
+    before = snapshot(folder)
+    with lock.writing(folder):
+        assert lock.busy(folder) == os.getpid()
+        with pytest.raises(FsprecError, match=rf"Another fsprec is changing this model "
+                                              rf"\(pid {os.getpid()}\); nothing was changed"):
+            convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before and lock.busy(folder) is None
+
+
+def test_a_second_job_in_the_same_process_is_refused_too(tmp_path):
+    """The GUI runs jobs in threads: a double click must not start a second writer."""
+    import threading
+
+    from factory import make_keras3
+    from fsprec.core import convert, lock
+    from fsprec.core.errors import FsprecError
+
+    folder = make_keras3(tmp_path / "m")
+    plan = convert.plan(folder, "mixed_float16")
+    outcome = []
+
+    def second_click():
+        try:
+            convert.run(plan)
+            outcome.append("ran")
+        except FsprecError as err:
+            outcome.append(str(err))
+
+    with lock.writing(folder):
+        worker = threading.Thread(target=second_click)
+        worker.start()
+        worker.join()
+    assert outcome == [f"Another fsprec is changing this model (pid {os.getpid()}); nothing "
+                       "was changed."]
+    assert convert.plan(folder, "float32").model.precision == "float32"  # nothing was written
