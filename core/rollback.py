@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import atomic, restore
+from . import atomic, lock, restore
 from .errors import FsprecError
 from .health import CLEAN, DAMAGED, UNREADABLE, Version, check_version, timeline
 from .health_cache import HealthCache
@@ -191,6 +191,16 @@ def run(plan_: RollbackPlan, task: Task | None = None) -> RollbackResult:
     """Carry out a :class:`RollbackPlan`; raises :class:`FsprecError` (nothing changed) when
     the files changed since the plan, or the folder cannot be written."""
     task = task or Task()
+    if plan_.kind == "backup":  # restore takes the folder's lock itself
+        _check_unchanged(plan_)
+        result = restore.restore(plan_.model_dir, task)
+        return RollbackResult(result.archive_dir, result.restored, result.logs)
+    with lock.writing(plan_.model_dir):
+        _check_unchanged(plan_)
+        return _roll_back(plan_, task)
+
+
+def _check_unchanged(plan_: RollbackPlan) -> None:
     try:
         unchanged = _fingerprint([*plan_.sources, *plan_.archived]) == plan_.fingerprint
     except OSError:
@@ -198,9 +208,12 @@ def run(plan_: RollbackPlan, task: Task | None = None) -> RollbackResult:
     if not unchanged or live_files(plan_.model_dir, plan_.plugin) != list(plan_.archived):
         raise FsprecError("The model folder changed since the roll back was planned; "
                           "check its health again. Nothing was changed.")
-    if plan_.kind == "backup":
-        result = restore.restore(plan_.model_dir, task)
-        return RollbackResult(result.archive_dir, result.restored, result.logs)
+
+
+def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
+    """Copy the version in as temp files, archive the live files (links: they stay live until
+    the commit), then replace them in one journalled commit: a crash at any instant leaves the
+    folder as it was (plus an archive copy) or fully rolled back."""
     atomic.check_writable(plan_.model_dir)
     total = sum(p.stat().st_size for p in plan_.sources)
     atomic.check_free_space(plan_.model_dir, total + _MARGIN)
@@ -211,6 +224,11 @@ def run(plan_: RollbackPlan, task: Task | None = None) -> RollbackResult:
             done = _copy(source, target, task, done, total)
             moves.append((atomic.temp_path(target), target))
         task.check()
+        task.progress("Archiving the current files", 0, 1)
+        archive = _archive_dir(plan_.model_dir, plan_.plugin)
+        for path in plan_.archived:
+            atomic.replace(atomic.stage_backup(path, archive / path.name), archive / path.name)
+        atomic.fsync_dir(archive)
     except BaseException as err:
         for tmp, _ in moves:
             tmp.unlink(missing_ok=True)
@@ -218,12 +236,10 @@ def run(plan_: RollbackPlan, task: Task | None = None) -> RollbackResult:
             raise FsprecError(f"Copying failed ({err.strerror or err}); nothing was "
                               "changed.") from err
         raise
-    task.progress("Archiving the current files", 0, 1)
-    archive = _archive_dir(plan_.model_dir, plan_.plugin)
-    for path in plan_.archived:
-        os.replace(path, archive / path.name)
-    atomic.fsync_dir(plan_.model_dir)
+    stale = [p for p in plan_.archived if p not in {target for _, target in moves}]
     atomic.commit(plan_.model_dir, moves)
+    for path in stale:  # live files the version has no counterpart of: archived above
+        path.unlink(missing_ok=True)
     logs = _restore_logs(plan_, archive)
     task.progress("Archiving the current files", 1, 1)
     return RollbackResult(archive, plan_.targets, logs)
