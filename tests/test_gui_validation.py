@@ -245,24 +245,13 @@ def risky(tmp_path_factory) -> Path:
     return build_model_folder(tmp_path_factory.mktemp("risky") / "model", overflow=True)
 
 
-def wire_typed_results(window, monkeypatch) -> None:
-    """The window's result handler as the validation flow must wire it (the lead moves it into
-    the flow): the result is a ValidationResult, not a dict."""
-    def validated(result: ValidationResult) -> None:
-        window.validation_view().show_result(result)
-        window._show_validation_tab()
-        window.log(f"Validation of {Path(result.model.folder).name}: {result.verdict.text}")
-    monkeypatch.setattr(window, "_validated", validated)
-
-
 @pytest.fixture
-def validating_window(window, qtbot, gui_settings, risky, monkeypatch):
+def validating_window(window, qtbot, gui_settings, risky):
     """The window on the risky model, validating quickly on the CPU with TensorFlow."""
     gui_settings.keras_backend = "tensorflow"
     gui_settings.device = "cpu"
     gui_settings.validation_batch = 2
     gui_settings.validation_steps = 2
-    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_path(risky)
     return window
@@ -288,7 +277,7 @@ def test_the_quick_pass_fills_the_tab_stage_by_stage_and_matches_the_cli(
         risky, Options(steps=2), "cpu", on_progress=task.progress, cancel=task.cancel_event,
         env=env, on_stage=view.on_stage, on_eta=view.on_eta))
     job.progress.connect(view.show_progress)
-    job.finished.connect(view.show_result)
+    job.outcome.connect(lambda outcome: view.show_result(outcome.value))
     etas: list[float | None] = []
     view.etaChanged.connect(etas.append)
     runner_ = JobRunner()
@@ -431,7 +420,6 @@ def test_closing_the_window_while_validating(validating_window, qtbot, no_dangli
 
 def test_a_crashing_child_shows_the_error_and_the_app_keeps_going(window, qtbot, gui_settings,
                                                                   monkeypatch, message_boxes):
-    wire_typed_results(window, monkeypatch)
     monkeypatch.setattr(runner, "command", lambda *args: [
         sys.executable, "-c", "import os, sys; print('boom', file=sys.stderr); "
                               "os.kill(os.getpid(), 9)"])
@@ -460,7 +448,6 @@ def validate_instantly(monkeypatch, window) -> None:
 
 
 def test_opening_another_model_closes_the_validation_tab(window, qtbot, risky, monkeypatch):
-    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_demo()
     validate_instantly(monkeypatch, window)
