@@ -286,31 +286,45 @@ def test_the_browser_shows_each_models_health(window, tmp_path, qtbot):
 
 _SCREENSHOT = """
 import sys
+import time
 from pathlib import Path
 sys.path.insert(0, "tests")
+from PySide6.QtCore import QSettings
 from health_factory import make_history
-from fsprec.core import health
-from fsprec.core.health_cache import HealthCache
 from fsprec.gui.app import create_app
-from fsprec.gui.health_view import HealthView
+from fsprec.gui.main_window import MainWindow
+from fsprec.gui.prefs import AppSettings
 app = create_app([])
 root = Path(sys.argv[1])
-history = make_history(root)
-report = health.check(history.model_dir, all_versions=True, cache=HealthCache(root / "c.json"))
-view = HealthView()
-view.resize(1100, 820)
-view.show_report(report)
-view.show()
-for _ in range(30):
-    app.processEvents()
-assert view.grab().save(sys.argv[2])
+history = make_history(root / "models")
+settings = AppSettings(QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat))
+settings.models_root = str(root / "models")
+window = MainWindow(settings, data_dir=root / "data")
+window.resize(1440, 900)
+window.show()
+def wait(done):
+    end = time.monotonic() + 240
+    while not done():
+        app.processEvents()
+        time.sleep(0.01)
+        assert time.monotonic() < end, "timed out"
+    for _ in range(30):
+        app.processEvents()
+window.open_path(history.model_dir)
+wait(lambda: window.folder is not None and not window.job_status.busy)
+window.health_action.trigger()
+view = window.health_view()
+wait(lambda: view.report is not None and view.report.loss is not None
+     and not view.progress.isVisible() and len(window.browser.model.health) == 3)
+assert window.grab().save(sys.argv[2])
+window.close()
 """
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 def test_screenshot_on_a_real_display(tmp_path):
-    """The Health tab on a history made from a real Faceswap fixture, drawn by X11 (the
-    picture in docs/screenshot-health.png comes from here)."""
+    """The real window's Health tab on a history made from a real Faceswap fixture, drawn by
+    X11 (the picture in docs/screenshot-health.png comes from here)."""
     read, write = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1440x900x24",
                                "-nolisten", "tcp"], pass_fds=(write,),
@@ -325,12 +339,12 @@ def test_screenshot_on_a_real_display(tmp_path):
         shot.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DISPLAY": f":{number}", "QT_QPA_PLATFORM": "xcb",
                "FSPREC_CACHE_DIR": str(tmp_path / "cache")}
-        subprocess.run([sys.executable, "-c", _SCREENSHOT, str(tmp_path / "models"),
+        subprocess.run([sys.executable, "-c", _SCREENSHOT, str(tmp_path / "window"),
                         str(shot)], env=env, cwd=REPO, check=True, timeout=300)
         from PySide6.QtGui import QImage
 
         image = QImage(str(shot))
-        assert image.width() == 1100 and image.height() == 820
+        assert image.width() == 1440 and image.height() == 900
     finally:
         server.terminate()
         server.wait(timeout=10)

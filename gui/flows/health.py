@@ -51,6 +51,7 @@ class HealthFlow(Flow):
         self._view: HealthView | None = None
         self._about: Path | None = None  # the model the tab's report (or check) is about
         self._rolling = False  # a roll back is being planned or run
+        self._showing = False
         self.action = ctx.action(
             "Check Model &Health", self.show, "Ctrl+Shift+H",
             QStyle.StandardPixmap.SP_DialogApplyButton,
@@ -76,7 +77,9 @@ class HealthFlow(Flow):
     def show(self) -> None:
         """Show the Health tab and check the open model again."""
         view = self.view()
+        self._showing = True  # the check below is the one this asks for
         self.ctx.show_tab(view, "Health")
+        self._showing = False
         self.check(False)
 
     def model_shown(self, folder: ModelFolder) -> None:
@@ -86,7 +89,8 @@ class HealthFlow(Flow):
             self.check(False)
 
     def _tab_changed(self) -> None:
-        if self._view is not None and self.ctx.tabs.currentWidget() is self._view \
+        if self._view is not None and not self._showing \
+                and self.ctx.tabs.currentWidget() is self._view \
                 and self._about != self.ctx.model_path():
             self.check(False)
 
@@ -117,7 +121,7 @@ class HealthFlow(Flow):
     def roll_back(self, version_id: str) -> None:
         """Plan a roll back to ``version_id`` on a worker, then confirm and run it."""
         folder = self.ctx.model_path()
-        if folder is None or self.ctx.status.busy:
+        if folder is None:
             return
         self.checking.cancel()
         self.view().show_running("Preparing the roll back…")

@@ -139,10 +139,10 @@ def backend_words(choice: str, python: str | None) -> str:
 def size_words(options: Options, kind: str) -> str:
     """Batch and training steps on a device ``kind`` (cpu or gpu), naming the preset."""
     preset = options.preset(kind)
-    name = "full" if kind == "gpu" else "quick"
     custom = options.batch is not None or options.steps is not None
+    name = "custom" if custom else ("full" if kind == "gpu" else "quick") + " preset"
     training = f"{preset.steps} training steps" if preset.steps else "no training check"
-    return f"{'custom' if custom else name + ' preset'}: batch {preset.batch}, {training}"
+    return f"{name} (batch {preset.batch}, {training})"
 
 
 def plan_words(options: Options, device: str, backend: str, python: str | None) -> str:
