@@ -199,7 +199,12 @@ def test_the_window_checks_rolls_back_after_confirmation_and_checks_again(
     window.health.confirm = lambda plan: asked.append(plan.summary()) or answers.pop(0)
     view = open_health(qtbot, window, history.model_dir)
     assert window.views.currentWidget() is view
-    assert view.report.newest_clean.id == "snapshot-5"
+    assert view.badge.text() == "Damaged" and view.verdict.text().startswith("Broken")
+    assert view.report.newest_clean.id == "snapshot-5"  # the check stopped there
+    assert _row_texts(view, 5)[3] == "Healthy  ★ newest healthy"
+    assert _row_texts(view, 5)[4] == "Not checked" and view.check_all.isEnabled()
+    assert view.selected_version().id == "snapshot-5"
+    assert window.browser.model.health[history.model_dir.resolve()] == "damaged"  # its badge
     assert [s.last for s in view.report.loss.sessions] == [12]
     assert "live" in view.plot.lines
     state = history.model_dir / "original_state.json"
@@ -214,9 +219,17 @@ def test_the_window_checks_rolls_back_after_confirmation_and_checks_again(
         view.rollback.click()
     assert json.loads(state.read_text())["iterations"] == 5
     assert "the previous files are in" in window.log_view.toPlainText()
+    (archive,) = [p for p in history.model_dir.glob("original_archived_*")
+                  if p != history.archive]  # the live files were moved there, not deleted
+    assert json.loads((archive / "original_state.json").read_text())["iterations"] == 12
+    assert (archive / "original.keras").is_file()
     qtbot.waitUntil(lambda: view.report is not None and view.report.live.iterations == 5
                     and view.report.loss is not None, timeout=TIMEOUT_MS)
     assert view.report.live.verdict == "clean" and view.badge.text() == "Healthy"
+    view.check_all.click()  # every version, not just down to the first clean one
+    qtbot.waitUntil(lambda: view.report.complete and view.report.loss is not None,
+                    timeout=TIMEOUT_MS)
+    assert "Not checked" not in _row_texts(view, 5)
 
 
 def test_opening_another_model_mid_check_shows_only_the_new_one(
