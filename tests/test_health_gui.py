@@ -268,17 +268,22 @@ def test_the_advice_switch_goes_through_the_switch_flow(window, qtbot, monkeypat
     assert len(planned) == 1 and "not float32" in window.log_view.toPlainText()
 
 
-def test_badges_from_the_cache_then_in_the_background(window, tmp_path, qtbot, monkeypatch):
+def test_badges_from_the_cache_then_in_the_background(window, tmp_path, qtbot, monkeypatch,
+                                                      message_boxes):
     history = make_history(tmp_path)
     badges, model = window.badges, window.browser.model
     badges.request([history.model_dir, history.snapshot_clean])
     qtbot.waitUntil(lambda: len(model.health) == 2, timeout=TIMEOUT_MS)
     assert model.health == {history.model_dir: "damaged", history.snapshot_clean: "clean"}
     model.health.clear()
-    started = []
-    monkeypatch.setattr(badges.slot, "start", lambda *args: started.append(args))
-    badges.request([history.model_dir])  # cached now: answered at once, no job
-    assert model.health == {history.model_dir: "damaged"} and started == []
+
+    def no_weights_read(*args):
+        raise AssertionError("a cached verdict was checked again")
+    monkeypatch.setattr(health, "check_live", no_weights_read)
+    badges.request([history.model_dir])  # cached now: no weights are read
+    qtbot.waitUntil(lambda: bool(model.health), timeout=TIMEOUT_MS)
+    assert model.health == {history.model_dir: "damaged"}
+    assert message_boxes == []  # nothing failed
 
 
 def test_the_browser_shows_each_models_health(window, tmp_path, qtbot):

@@ -194,13 +194,15 @@ class HealthFlow(Flow):
 
 
 class HealthBadges(Flow):
-    """The model browser's health dots: cached verdicts at once, the others from one
-    background job (each model's live weights are read once, then cached by core)."""
+    """The model browser's health dots, all found off the GUI thread: the cached verdicts
+    first (no weights are read), then one background job checks the others (each model's
+    live weights are read once, then cached by core)."""
 
     def __init__(self, ctx: FlowContext, browser: ModelBrowser) -> None:
         super().__init__(ctx)
         self.browser = browser
-        self.slot = ctx.job(foreground=False, model_bound=False)
+        self.cached = ctx.job(foreground=False, model_bound=False)
+        self.checking = ctx.job(foreground=False, model_bound=False)
         browser.model.modelReset.connect(self.request_listed)
 
     def request_listed(self) -> None:
@@ -208,22 +210,29 @@ class HealthBadges(Flow):
         self.request([entry.path for entry in self.browser.model.entries if entry.plugin])
 
     def request(self, folders: list[Path]) -> None:
-        """Badge ``folders``: cached verdicts now, the others when their check ends."""
-        self.slot.cancel()
-        todo = []
-        for folder in folders:
-            verdict = health.cached_verdict(folder)
-            if verdict is None:
-                todo.append(folder)
-            else:
-                self.show(folder, verdict)
-        if todo:
-            self.slot.start("Checking model health", partial(live_verdicts, todo),
-                            self._checked)
+        """Badge ``folders``: the cached verdicts, then the others as their check ends."""
+        self.checking.cancel()
+        self.cached.cancel()
+        if folders:
+            self.cached.start("Reading health badges", partial(cached_verdicts, folders),
+                              self._cached)
 
     def show(self, folder: Path, verdict: str) -> None:
         """Badge ``folder`` with ``verdict`` (a check of the open model updates it too)."""
         self.browser.model.set_health(folder, verdict)
+
+    def _cached(self, outcome: Outcome) -> None:
+        if not isinstance(outcome, Done):
+            self._checked(outcome)
+            return
+        found: dict[Path, str | None] = outcome.value
+        for folder, verdict in found.items():
+            if verdict is not None:
+                self.show(folder, verdict)
+        todo = [folder for folder, verdict in found.items() if verdict is None]
+        if todo:
+            self.checking.start("Checking model health", partial(live_verdicts, todo),
+                                self._checked)
 
     def _checked(self, outcome: Outcome) -> None:
         if isinstance(outcome, Done):
@@ -231,6 +240,15 @@ class HealthBadges(Flow):
                 self.show(folder, verdict)
         elif not isinstance(outcome, Cancelled):
             self.ctx.report(outcome)
+
+
+def cached_verdicts(folders: list[Path], task: Task) -> dict[Path, str | None]:
+    """Each folder's live verdict from core's health cache (None: not cached, or changed)."""
+    verdicts = {}
+    for folder in folders:
+        task.check()
+        verdicts[folder] = health.cached_verdict(folder)
+    return verdicts
 
 
 def live_verdicts(folders: list[Path], task: Task) -> dict[Path, str]:
@@ -246,4 +264,3 @@ def live_verdicts(folders: list[Path], task: Task) -> dict[Path, str]:
             verdicts[folder] = health.UNREADABLE
     task.progress("Checking model health", len(folders), len(folders))
     return verdicts
-
