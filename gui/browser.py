@@ -13,10 +13,12 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QPushButton, QSty
 
 from fsprec.core.scan import ScanEntry, human_size
 
-from .theme import PRECISION_LABELS, SHORT_PRECISION_LABELS, policy_color, text_on
+from .theme import (HEALTH_LABELS, PRECISION_LABELS, SHORT_PRECISION_LABELS, health_color,
+                    policy_color, text_on)
 
 Index = QModelIndex | QPersistentModelIndex
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+HEALTH_ROLE = Qt.ItemDataRole.UserRole + 2  # the live weights' health verdict, or None
 FORMAT_SHORT = {"keras3": "FS3", "keras2": "FS2"}
 
 
@@ -38,12 +40,20 @@ class ScanListModel(QAbstractListModel):
         super().__init__(parent)
         self.root: Path | None = None
         self.entries: list[ScanEntry] = []
+        self.health: dict[Path, str] = {}  # model folder -> its live weights' health verdict
 
     def set_entries(self, root: Path, entries: list[ScanEntry]) -> None:
         """Replace the list with a new scan of ``root``."""
         self.beginResetModel()
         self.root, self.entries = root, list(entries)
         self.endResetModel()
+
+    def set_health(self, folder: Path, verdict: str) -> None:
+        """Show ``verdict`` as the health badge of ``folder``'s row (kept across rescans)."""
+        self.health[folder] = verdict
+        row = self.row_of(folder)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.entries)
@@ -54,6 +64,8 @@ class ScanListModel(QAbstractListModel):
         entry = self.entries[index.row()]
         if role == ENTRY_ROLE:
             return entry
+        if role == HEALTH_ROLE:
+            return self.health.get(entry.path)
         if role == Qt.ItemDataRole.DisplayRole:
             return self.label(entry)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -62,6 +74,9 @@ class ScanListModel(QAbstractListModel):
             lines = [str(entry.path), facts]
             if entry.plugin and entry.problem:
                 lines.append(entry.problem)
+            verdict = self.health.get(entry.path)
+            if verdict:
+                lines.append(f"Health: {HEALTH_LABELS.get(verdict, verdict)}")
             return "\n".join(lines)
         return None
 
@@ -80,7 +95,8 @@ class ScanListModel(QAbstractListModel):
 
 
 class ScanDelegate(QStyledItemDelegate):
-    """Two lines per model (name; facts) with a precision badge on the right."""
+    """Two lines per model (name; facts) with a precision badge and a health dot on the
+    right."""
 
     PAD = 6
 
@@ -116,6 +132,9 @@ class ScanDelegate(QStyledItemDelegate):
         badge = self._paint_badge(painter, option, facts_rect, entry)
         if badge is not None:
             facts_rect.setRight(badge.left() - self.PAD)
+        dot = self._paint_health(painter, option, facts_rect, index.data(HEALTH_ROLE))
+        if dot is not None:
+            facts_rect.setRight(dot.left() - self.PAD)
         painter.setPen(option.palette.color(
             text_role if selected else QPalette.ColorRole.PlaceholderText))
         painter.drawText(facts_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -140,6 +159,24 @@ class ScanDelegate(QStyledItemDelegate):
         painter.setPen(text_on(color))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
         return badge
+
+
+    @staticmethod
+    def _paint_health(painter: QPainter, option: QStyleOptionViewItem, rect: QRect,
+                      verdict: str | None) -> QRect | None:
+        """A dot in the health verdict's colour, with a white mark inside when damaged."""
+        if not verdict:
+            return None
+        size = min(rect.height(), option.fontMetrics.height()) - 2
+        dot = QRect(rect.right() - size, rect.center().y() - size // 2, size, size)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(health_color(verdict))
+        painter.drawEllipse(dot)
+        if verdict == "damaged":
+            painter.setPen(text_on(health_color(verdict)))
+            painter.drawText(dot, Qt.AlignmentFlag.AlignCenter, "!")
+        return dot
 
 
 class ModelBrowser(QWidget):

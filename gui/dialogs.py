@@ -1,13 +1,16 @@
-"""Dialogs: conversion confirmation, settings, About, and how a job ended badly."""
+"""Dialogs: conversion and roll back confirmations, settings, About, and how a job ended
+badly."""
 from __future__ import annotations
 
-import os
 import platform
+import sys
 from dataclasses import replace
+from html import escape
 from importlib import metadata
 
 import PySide6
 from PySide6.QtCore import Qt, qVersion
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -16,12 +19,18 @@ from fsprec.core import __version__
 from fsprec.core.convert import Plan
 from fsprec.core.layers import MIXED_POLICIES
 from fsprec.core.nanscan import NanReport
+from fsprec.core.rollback import RollbackPlan
+from fsprec.core.validate import BACKEND_CHOICES, DEVICES, faceswap_pythons, installed_backends
+from fsprec.core.validate.options import FULL, QUICK
+from fsprec.core.validate.result import Runtime
 
 from .outcomes import Failed
-from .prefs import BACKENDS, DEVICES, AppSettings
+from .prefs import PRESET, AppSettings
 from .theme import PRECISION_LABELS
 
 DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU"}
+PRESET_WORDS = (f"Quick on a CPU: batch {QUICK.batch}, no training check (float16 is emulated "
+                f"there). Full on a GPU: batch {FULL.batch}, {FULL.steps} training steps.")
 
 
 class ConversionDialog(QDialog):
@@ -72,6 +81,30 @@ class ConversionDialog(QDialog):
                        and self.update_ini.isChecked())
 
 
+class RollbackDialog(QDialog):
+    """Shows what a roll back will do (core's ``RollbackPlan.summary()``) and asks to go
+    ahead, in the switch's style."""
+
+    def __init__(self, plan: RollbackPlan, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Roll back")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>Roll {escape(plan.model_dir.name)} back to "
+                                f"{escape(plan.label)}?</b>"))
+        summary = QLabel("\n\n".join(plan.summary()))
+        summary.setWordWrap(True)
+        summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        summary.setMinimumWidth(460)
+        layout.addWidget(summary)
+        buttons = QDialogButtonBox()
+        ok = buttons.addButton("Roll back", QDialogButtonBox.ButtonRole.AcceptRole)
+        ok.setDefault(True)
+        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+
 class SettingsDialog(QDialog):
     """Edits :class:`AppSettings`; nothing is saved unless the user presses OK."""
 
@@ -79,12 +112,13 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(560)
         self.faceswap = QLineEdit(settings.faceswap_folder)
         self.faceswap.setPlaceholderText("Not set: train.ini is not checked")
         self.faceswap.setToolTip("Faceswap's folder. Its config/train.ini decides the "
                                  "precision Faceswap trains in; fsprec checks it and can "
                                  "update it when you switch a model.")
+        self.faceswap.editingFinished.connect(self._fill_pythons)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_faceswap)
         faceswap_row = QHBoxLayout()
@@ -94,20 +128,47 @@ class SettingsDialog(QDialog):
                                   settings.mixed_policy)
         self.policy.setToolTip("The policy a float32 model switches to. Faceswap trains "
                                "in mixed float16.")
-        self.batch = self._spin(1, 512, settings.validation_batch)
-        self.steps = self._spin(0, 10_000, settings.validation_steps)
+        custom = settings.validation_batch is not None or settings.validation_steps is not None
+        self.size = self._combo({PRESET: "Quick on CPU / full on GPU (recommended)",
+                                 "custom": "Custom batch and steps"},
+                                "custom" if custom else PRESET)
+        self.size.setToolTip(PRESET_WORDS)
+        self.size.currentIndexChanged.connect(self._size_changed)
+        quick = settings.validation_batch or QUICK.batch
+        self.batch = self._spin(1, 512, quick)
+        steps = settings.validation_steps
+        self.steps = self._spin(0, 10_000, FULL.steps if steps is None else steps)
         self.steps.setToolTip("Training steps the validation runs in float32 and in mixed "
                               "precision to compare losses; 0 skips the training check.")
+        preset_note = QLabel(PRESET_WORDS)
+        preset_note.setWordWrap(True)
+        preset_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.device = self._combo({d: DEVICE_LABELS[d] for d in DEVICES}, settings.device)
-        self.backend = self._combo({b: b for b in BACKENDS}, settings.keras_backend)
+        installed = installed_backends()
+        self.backend = self._combo({b: backend_label(b, installed) for b in BACKEND_CHOICES},
+                                   settings.keras_backend)
+        self.backend.setToolTip("Automatic picks torch, else TensorFlow, else JAX, whichever "
+                                "the validation's Python has.")
+        self.python = QComboBox()
+        self.python.setToolTip("Validation runs in a separate Python process. Faceswap's own "
+                               "environment already has Keras and a backend.")
+        self._fill_pythons(settings.validation_python)
+        choose_python = QPushButton("Choose…")
+        choose_python.clicked.connect(self._choose_python)
+        python_row = QHBoxLayout()
+        python_row.addWidget(self.python, 1)
+        python_row.addWidget(choose_python)
         form = QFormLayout()
         form.addRow("Faceswap folder:", faceswap_row)
         form.addRow("Mixed precision policy:", self.policy)
         form.addRow(QLabel("<b>Validation</b>"))
+        form.addRow("Batch and steps:", self.size)
+        form.addRow("", preset_note)
         form.addRow("Batch size:", self.batch)
         form.addRow("Steps:", self.steps)
         form.addRow("Device:", self.device)
         form.addRow("Keras backend:", self.backend)
+        form.addRow("Python for validation:", python_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -115,6 +176,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+        self._size_changed()
 
     @staticmethod
     def _combo(choices: dict[str, str], current: str) -> QComboBox:
@@ -131,20 +193,54 @@ class SettingsDialog(QDialog):
         spin.setValue(value)
         return spin
 
+    def _size_changed(self) -> None:
+        custom = self.size.currentData() == "custom"
+        self.batch.setEnabled(custom)
+        self.steps.setEnabled(custom)
+
+    def _fill_pythons(self, current: str | None = None) -> None:
+        """This Python, Faceswap's environments found, and the chosen path, if another."""
+        current = self.python.currentData() if current is None else current
+        self.python.clear()
+        self.python.addItem(f"This Python ({sys.executable})", "")
+        folder = self.faceswap.text().strip() or None
+        for python in faceswap_pythons(folder):
+            self.python.addItem(f"Faceswap's environment ({python})", str(python))
+        if current and self.python.findData(current) < 0:
+            self.python.addItem(current, current)
+        self.python.setCurrentIndex(max(0, self.python.findData(current or "")))
+
+    def _choose_python(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Python for validation",
+                                              self.python.currentData() or "")
+        if path:
+            self._fill_pythons(path)
+
     def _browse_faceswap(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Faceswap folder", self.faceswap.text())
         if folder:
             self.faceswap.setText(folder)
+            self._fill_pythons()
 
     def accept(self) -> None:
         """Save the values, then close."""
+        custom = self.size.currentData() == "custom"
         self.settings.faceswap_folder = self.faceswap.text().strip()
         self.settings.mixed_policy = self.policy.currentData()
-        self.settings.validation_batch = self.batch.value()
-        self.settings.validation_steps = self.steps.value()
+        self.settings.validation_batch = self.batch.value() if custom else None
+        self.settings.validation_steps = self.steps.value() if custom else None
         self.settings.device = self.device.currentData()
         self.settings.keras_backend = self.backend.currentData()
+        self.settings.validation_python = self.python.currentData()
         super().accept()
+
+
+def backend_label(choice: str, installed: list[str]) -> str:
+    """A backend choice as the settings list it, saying whether this Python has it."""
+    if choice == "auto":
+        found = ", ".join(installed) if installed else "none installed here"
+        return f"Automatic ({found})"
+    return choice if choice in installed else f"{choice} (not installed here)"
 
 
 def package_version(name: str) -> str:
@@ -155,25 +251,32 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def about_text(settings: AppSettings) -> str:
-    """The About box: what fsprec is and the versions it runs with."""
-    backend = os.environ.get("KERAS_BACKEND") or settings.keras_backend
+def about_text(settings: AppSettings, runtime: Runtime | None = None) -> str:
+    """The About box: what fsprec is, the versions it runs with, the Keras backends installed
+    here and where the last validation ran (``runtime``)."""
+    backends = ", ".join(installed_backends()) or "none"
     rows = [("fsprec", __version__), ("Keras", package_version("keras")),
-            ("Keras backend", backend), ("Qt", qVersion()), ("PySide6", PySide6.__version__),
+            ("Keras backends installed", backends),
+            ("Validation backend", settings.keras_backend),
+            ("Qt", qVersion()), ("PySide6", PySide6.__version__),
             ("Python", platform.python_version()), ("System", f"{platform.system()} "
                                                               f"{platform.machine()}")]
-    table = "".join(f"<tr><td>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
+    if runtime is not None:
+        rows.append(("Last validation", f"Python {runtime.python_version} "
+                     f"({runtime.python}), {runtime.backend} backend, Keras "
+                     f"{runtime.keras_version}, {runtime.where}"))
+    table = "".join(f"<tr><td>{k}</td><td>&nbsp;{escape(v)}</td></tr>" for k, v in rows)
     return ("<h3>fsprec</h3><p>Inspect Faceswap models and switch them between float32 and "
             "mixed precision, losslessly.</p>"
             f"<table>{table}</table>")
 
 
-def show_about(parent: QWidget, settings: AppSettings) -> None:
+def show_about(parent: QWidget, settings: AppSettings, runtime: Runtime | None = None) -> None:
     """Show the About box."""
     box = QMessageBox(parent)
     box.setWindowTitle("About fsprec")
     box.setTextFormat(Qt.TextFormat.RichText)
-    box.setText(about_text(settings))
+    box.setText(about_text(settings, runtime))
     box.setIconPixmap(parent.windowIcon().pixmap(64, 64))
     box.exec()
 

@@ -2,7 +2,7 @@
 sessions, NaN steps and versions marked, advice with buttons, and roll back.
 
 The view shows a :class:`~fsprec.core.health.HealthReport` and asks for the rest through
-signals; :class:`~fsprec.gui.health_flow.HealthFlow` runs the jobs.
+signals; :class:`~fsprec.gui.flows.health.HealthFlow` runs the jobs.
 """
 from __future__ import annotations
 
@@ -17,18 +17,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeade
                                QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from fsprec.core.health import (AT_RISK, CLEAN, DAMAGED, NOT_CHECKED, UNREADABLE, HealthReport,
-                                Version)
+from fsprec.core.health import AT_RISK, CLEAN, HealthReport, Version
 from fsprec.core.scan import human_size
 from fsprec.core.tblog import LossHistory
 
 from .plots import RISK_COLOR, ThemedPlot
-from .theme import (SHORT_PRECISION_LABELS, colored_badge_style, dot_icon, tint,
-                    verdict_color)
+from .theme import (HEALTH_LABELS, SHORT_PRECISION_LABELS, colored_badge_style, dot_icon,
+                    health_color, tint)
 
-VERDICT_LABELS = {CLEAN: "Healthy", DAMAGED: "Damaged", AT_RISK: "At risk",
-                  NOT_CHECKED: "Not checked", UNREADABLE: "Can't be read"}
-_VERDICT_STATUS = {CLEAN: "safe", AT_RISK: "safe_with_pins", DAMAGED: "not_safe"}
 SIDE_COLORS = ("#0ea5e9", "#ec4899", "#14b8a6", "#8b5cf6")  # sky, pink, teal, violet
 COLUMNS = ("Version", "Iterations", "Saved", "Precision", "Size", "Health")
 RESTORABLE = (CLEAN, AT_RISK)
@@ -66,11 +62,6 @@ def _faint(color: QColor, alpha: int) -> QColor:
     faint = QColor(color)
     faint.setAlpha(alpha)
     return faint
-
-
-def health_color(verdict: str | None) -> QColor:
-    """Green for healthy, amber for at risk, red for damaged; slate otherwise."""
-    return verdict_color(_VERDICT_STATUS.get(verdict or ""))
 
 
 def _short(version: Version) -> str:
@@ -161,7 +152,7 @@ class LossPlot(ThemedPlot):
                                    label=_short(version), labelOpts={
                                        "position": 0.06, "color": text, "rotateAxis": (1, 0),
                                        "anchors": [(0, 0), (0, 0)]})
-            line.setToolTip(f"{version.label}: {VERDICT_LABELS[version.verdict]}")
+            line.setToolTip(f"{version.label}: {HEALTH_LABELS[version.verdict]}")
             line.sigClicked.connect(lambda _line, _event, key=version.id:
                                     self.versionClicked.emit(key))
             self.addItem(line)
@@ -368,7 +359,7 @@ class HealthView(QWidget):
 
     def _heading(self, verdict: str | None, text: str, summary: str) -> None:
         self.badge.setVisible(verdict is not None)
-        self.badge.setText(VERDICT_LABELS.get(verdict or "", ""))
+        self.badge.setText(HEALTH_LABELS.get(verdict or "", ""))
         self.badge.setStyleSheet(colored_badge_style(health_color(verdict)))
         self.verdict.setText(text)
         self.summary.setText(summary)
@@ -378,7 +369,7 @@ class HealthView(QWidget):
         self.table.setRowCount(len(report.versions))
         for row, version in enumerate(report.versions):
             newest = version is clean
-            health = VERDICT_LABELS[version.verdict] + ("  ★ newest healthy" if newest else "")
+            health = HEALTH_LABELS[version.verdict] + ("  ★ newest healthy" if newest else "")
             saved = version.saved.replace("T", " ")[:16]
             cells = (version.label, f"{version.iterations:,}", saved,
                      SHORT_PRECISION_LABELS.get(version.precision, version.precision or "?"),

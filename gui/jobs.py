@@ -7,12 +7,9 @@ child process, so nothing here imports it.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from fsprec.core import demo, open_model, traincfg
 from fsprec.core.convert import Plan, plan
 from fsprec.core.errors import FsprecError
@@ -20,7 +17,8 @@ from fsprec.core.layers import Layer
 from fsprec.core.modelfile import ModelFolder
 from fsprec.core.scan import ScanEntry, scan
 from fsprec.core.task import Task
-from fsprec.core.validate import Options, run_validation
+from fsprec.core.validate import Options, ValidationResult, run_validation
+from fsprec.core.validate.runner import OnEta, OnStage
 
 
 @dataclass
@@ -99,12 +97,16 @@ def plan_switch(path: Path, target: str, pins: Sequence[str], faceswap_folder: s
     return proposal
 
 
-def validate(path: Path, options: Options, device: str, backend: str,
-             task: Task) -> dict[str, Any]:
-    """A validation pass in a child process on the Keras ``backend``; its result document.
+def validate(path: Path, options: Options, device: str, backend: str, python: str | None,
+             on_stage: OnStage, on_eta: OnEta, task: Task) -> ValidationResult:
+    """A validation pass in a child process (``python``, None: this one) on the Keras
+    ``backend`` (``auto`` or a name); each measured stage goes to ``on_stage``, the time left
+    to ``on_eta`` (both called on the worker thread).
 
-    Cancel ends the child (within about a second) and raises :class:`Cancelled`.
+    Cancel ends the child (within about a second) and raises :class:`Cancelled`; a missing
+    backend or a Python without Keras is a :class:`FsprecError` naming what to install.
     """
     task.progress("Starting Keras", 0, 0)
     return run_validation(path, options, device, on_progress=task.progress,
-                          cancel=task.cancel_event, env={**os.environ, "KERAS_BACKEND": backend})
+                          cancel=task.cancel_event, on_stage=on_stage, on_eta=on_eta,
+                          backend=backend, python=python)

@@ -22,6 +22,7 @@ from .details import DetailsPanel
 from .dialogs import SettingsDialog, show_about
 from .flows.base import Flow, FlowContext, WindowState
 from .flows.browse import BrowseFlow
+from .flows.health import HealthBadges, HealthFlow
 from .flows.model import ModelFlow
 from .flows.recovery import RecoveryFlow
 from .flows.switch import NOTHING_CHANGED, SwitchFlow
@@ -58,14 +59,17 @@ class MainWindow(QMainWindow):
         self.switching = SwitchFlow(ctx, self.panel)
         self.validation = ValidateFlow(ctx, self.panel)
         self.recovery = RecoveryFlow(ctx, self.panel)
+        self.health = HealthFlow(ctx)
+        self.badges = HealthBadges(ctx, self.browser)
         self.flows: list[Flow] = [self.models, self.browsing, self.switching, self.validation,
-                                  self.recovery]
+                                  self.recovery, self.health, self.badges]
         # Entry points under the window's own names (the app's command line, the tests).
         self.open_path, self.open_demo = self.models.open_path, self.models.open_demo
         self.validate, self.validation_view = self.validation.validate, self.validation.view
         self.switch_choice = self.switching.choice
         self.open_action, self.reload_action = self.models.open_action, self.models.reload_action
         self.validate_action = self.validation.action
+        self.health_action, self.health_view = self.health.action, self.health.view
         self._wire()
         self._build_menus()
         self._restore_window()
@@ -118,10 +122,13 @@ class MainWindow(QMainWindow):
         self.welcome.demoRequested.connect(models.open_demo)
         models.foundModels.connect(self.browsing.show_found)
         for listener in (self.browsing.model_shown, self.validation.model_shown,
-                         self.recovery.model_shown, self._model_shown, self.modelShown):
+                         self.recovery.model_shown, self.health.model_shown, self._model_shown,
+                         self.modelShown):
             models.shown.connect(listener)
         models.paramsShown.connect(self.paramsShown)
-        for flow in (self.switching, self.recovery):  # the model on disk changed: read it again
+        self.health.verdictChanged.connect(self.badges.show)
+        self.health.switchRequested.connect(self.switch_as_advised)
+        for flow in (self.switching, self.recovery, self.health):  # the model on disk changed
             flow.changed.connect(models.reload)
             flow.changed.connect(self.browsing.rescan)
         self.job_status.busyChanged.connect(self.refresh)
@@ -145,6 +152,8 @@ class MainWindow(QMainWindow):
         for action in (self.switching.action, self.validation.action, recovery.nan_action,
                        recovery.restore_action, models.reveal_action, models.reload_action):
             menu.addAction(action)
+        menu = self.menuBar().addMenu("&Health")
+        menu.addAction(self.health.action)
         menu = self.menuBar().addMenu("&View")
         menu.addAction(self.log_dock.toggleViewAction())
         menu = self.menuBar().addMenu("&Help")
@@ -154,8 +163,8 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("main-toolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (models.open_action, self.validation.action, recovery.nan_action,
-                       recovery.restore_action, models.reveal_action):
+        for action in (models.open_action, self.validation.action, self.health.action,
+                       recovery.nan_action, recovery.restore_action, models.reveal_action):
             toolbar.addAction(action)
 
     def _restore_window(self) -> None:
@@ -181,6 +190,21 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{folder.plugin} — {folder.path.name} — fsprec")
         self.refresh()
 
+    def switch_as_advised(self, target: str, pins: list[str]) -> None:
+        """The Health tab's advice: tick ``pins`` (the model's own for a switch to float32),
+        show the Layers tab with its switch button, and start the switch if it goes to
+        ``target`` (it asks for confirmation, as ever)."""
+        if self.folder is None:
+            return
+        self.panel.model.set_pins(pins or self.folder.pinned)
+        self.ctx.show_layers()
+        choice = self.switching.choice()
+        if choice.target != target:
+            self.log(f"The switch now goes to {choice.target or 'nowhere'}, not {target}: "
+                     "check the Keep float32 boxes and the switch button.")
+            return
+        self.switching.switch()
+
     def edit_settings(self) -> None:
         """Show the settings dialog."""
         if SettingsDialog(self.settings, self).exec() == QDialog.DialogCode.Accepted:
@@ -188,7 +212,7 @@ class MainWindow(QMainWindow):
 
     def about(self) -> None:
         """Show the About box."""
-        show_about(self, self.settings)
+        show_about(self, self.settings, self.validation.last_runtime)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
         if self._dropped_folder(event) is not None:

@@ -1,15 +1,15 @@
 """The app's persistent settings (QSettings), with types and defaults in one place."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from fsprec.core.validate.options import BACKENDS, DEFAULT_BACKEND, DEVICES
+from fsprec.core.validate.options import BACKEND_CHOICES, DEVICES
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 MAX_RECENT = 8
+PRESET = "preset"  # batch or steps: what the preset for the device says
 
 
 class AppSettings:
@@ -80,23 +80,35 @@ class AppSettings:
         self.store.setValue("convert/mixed_policy", value)
 
     # Validation ------------------------------------------------------------------------------
+    def _preset_int(self, key: str) -> int | None:
+        value = self.store.value(key, PRESET)
+        try:
+            return None if value in (PRESET, None, "") else int(value)
+        except (TypeError, ValueError):
+            return None
+
+    def _set_preset_int(self, key: str, value: int | None) -> None:
+        self.store.setValue(key, PRESET if value is None else int(value))
+
     @property
-    def validation_batch(self) -> int:
-        """Batch size of a validation pass."""
-        return self._int("validation/batch", 8)
+    def validation_batch(self) -> int | None:
+        """Batch size of a validation pass; None: the preset's (quick on a CPU, full on a
+        GPU)."""
+        return self._preset_int("validation/batch")
 
     @validation_batch.setter
-    def validation_batch(self, value: int) -> None:
-        self.store.setValue("validation/batch", int(value))
+    def validation_batch(self, value: int | None) -> None:
+        self._set_preset_int("validation/batch", value)
 
     @property
-    def validation_steps(self) -> int:
-        """Optimizer steps of the validation's training check (0: no training check)."""
-        return self._int("validation/steps", 16)
+    def validation_steps(self) -> int | None:
+        """Optimizer steps of the validation's training check (0: no training check); None:
+        the preset's."""
+        return self._preset_int("validation/steps")
 
     @validation_steps.setter
-    def validation_steps(self, value: int) -> None:
-        self.store.setValue("validation/steps", int(value))
+    def validation_steps(self, value: int | None) -> None:
+        self._set_preset_int("validation/steps", value)
 
     @property
     def device(self) -> str:
@@ -109,15 +121,23 @@ class AppSettings:
 
     @property
     def keras_backend(self) -> str:
-        """The Keras backend for validation; defaults to ``KERAS_BACKEND`` or fsprec's default
-        (TensorFlow, which fsprec installs; torch and JAX work where they are installed)."""
-        env = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
-        return self._choice("validation/backend", BACKENDS,
-                            env if env in BACKENDS else DEFAULT_BACKEND)
+        """The Keras backend for validation: ``auto`` (torch, else TensorFlow, else JAX: what
+        is installed in the validation's Python) or a backend's name."""
+        return self._choice("validation/backend", BACKEND_CHOICES, "auto")
 
     @keras_backend.setter
     def keras_backend(self, value: str) -> None:
         self.store.setValue("validation/backend", value)
+
+    @property
+    def validation_python(self) -> str:
+        """The Python that runs validation ("": this one, the app's own), e.g. the python of
+        Faceswap's environment."""
+        return self._str("validation/python")
+
+    @validation_python.setter
+    def validation_python(self, value: str) -> None:
+        self.store.setValue("validation/python", value)
 
     # Window ----------------------------------------------------------------------------------
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:

@@ -26,6 +26,9 @@ _VERDICT_COLORS = {"safe": "#16a34a", "safe_with_pins": "#d97706", "not_safe": "
 ELIGIBLE_COLOR = "#22c55e"  # green
 DAMAGED_COLOR = "#dc2626"  # red: weights that hold NaN or Inf
 TINT_ALPHA = 56
+HEALTH_LABELS = {"clean": "Healthy", "damaged": "Damaged", "at_risk": "At risk",
+                 "not_checked": "Not checked", "unreadable": "Can't be read"}
+_HEALTH_STATUS = {"clean": "safe", "at_risk": "safe_with_pins", "damaged": "not_safe"}
 
 SHORT_PRECISION_LABELS = {"float32": "fp32", "mixed_float16": "mixed fp16",
                           "mixed_bfloat16": "mixed bf16", "partial": "partial"}
@@ -39,6 +42,12 @@ def policy_color(policy: str | None) -> QColor:
 def verdict_color(status: str | None) -> QColor:
     """Green for safe, amber for safe with pins, red for not safe; slate for no verdict."""
     return QColor(_VERDICT_COLORS.get(status or "", _NEUTRAL))
+
+
+def health_color(verdict: str | None) -> QColor:
+    """A model health verdict's colour: green healthy, amber at risk, red damaged; slate
+    otherwise."""
+    return verdict_color(_HEALTH_STATUS.get(verdict or ""))
 
 
 def tint(color: QColor) -> QColor:

@@ -245,7 +245,7 @@ class ValidationView(QWidget):
                                       "dB, dashed)")
         self.ratio_plot.set_bars(groups, [ratio], PENDING,
                                  line=100 * limits.error_to_variation,
-                                 title="Error relative to the output's variation (at most "
+                                 title="Error / output's variation (at most "
                                        f"{sig(100 * limits.error_to_variation)}%, dashed)")
         speed = speed_bars(result)
         speedup = result.speed.speedup if result.speed else None

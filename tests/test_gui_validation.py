@@ -245,24 +245,13 @@ def risky(tmp_path_factory) -> Path:
     return build_model_folder(tmp_path_factory.mktemp("risky") / "model", overflow=True)
 
 
-def wire_typed_results(window, monkeypatch) -> None:
-    """The window's result handler as the validation flow must wire it (the lead moves it into
-    the flow): the result is a ValidationResult, not a dict."""
-    def validated(result: ValidationResult) -> None:
-        window.validation_view().show_result(result)
-        window._show_validation_tab()
-        window.log(f"Validation of {Path(result.model.folder).name}: {result.verdict.text}")
-    monkeypatch.setattr(window, "_validated", validated)
-
-
 @pytest.fixture
-def validating_window(window, qtbot, gui_settings, risky, monkeypatch):
+def validating_window(window, qtbot, gui_settings, risky):
     """The window on the risky model, validating quickly on the CPU with TensorFlow."""
     gui_settings.keras_backend = "tensorflow"
     gui_settings.device = "cpu"
     gui_settings.validation_batch = 2
     gui_settings.validation_steps = 2
-    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_path(risky)
     return window
@@ -273,7 +262,8 @@ def test_the_quick_pass_fills_the_tab_stage_by_stage_and_matches_the_cli(
     """A real quick CPU pass: each stage reaches the view as it is measured, in order, and
     the final tab shows what `fsprec validate --json` reports."""
     from fsprec.core.cli import main
-    from fsprec.gui.workers import Job, JobRunner
+    from fsprec.gui.latest_job import LatestJob
+    from fsprec.gui.workers import JobRunner
 
     shown: list[tuple[str, bool]] = []
     original = view.show_stage
@@ -284,18 +274,19 @@ def test_the_quick_pass_fills_the_tab_stage_by_stage_and_matches_the_cli(
     view.stageMeasured.disconnect(view.show_stage)
     view.stageMeasured.connect(record)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    job = Job("Validating", lambda task: run_validation(
-        risky, Options(steps=2), "cpu", on_progress=task.progress, cancel=task.cancel_event,
-        env=env, on_stage=view.on_stage, on_eta=view.on_eta))
-    job.progress.connect(view.show_progress)
-    job.finished.connect(view.show_result)
     etas: list[float | None] = []
     view.etaChanged.connect(etas.append)
     runner_ = JobRunner()
     view.show_running("tinyae: float32 against mixed float16 on the CPU")
-    with qtbot.waitSignal(job.ended, timeout=TIMEOUT_MS):
-        runner_.start(job)
+    outcomes: list = []
+    slot = LatestJob(runner_)  # kept referenced: it delivers the outcome
+    job = slot.start("Validating", lambda task: run_validation(
+        risky, Options(steps=2), "cpu", on_progress=task.progress, cancel=task.cancel_event,
+        env=env, on_stage=view.on_stage, on_eta=view.on_eta), outcomes.append)
+    job.progress.connect(view.show_progress)
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=TIMEOUT_MS)
     runner_.shutdown()
+    view.show_result(outcomes[0].value)
     assert shown == [("parity", True), ("risk map", True), ("training", True),
                      ("speed", True), ("auto-pin", True)]
     assert any(eta is not None and eta > 0 for eta in etas)
@@ -431,7 +422,6 @@ def test_closing_the_window_while_validating(validating_window, qtbot, no_dangli
 
 def test_a_crashing_child_shows_the_error_and_the_app_keeps_going(window, qtbot, gui_settings,
                                                                   monkeypatch, message_boxes):
-    wire_typed_results(window, monkeypatch)
     monkeypatch.setattr(runner, "command", lambda *args: [
         sys.executable, "-c", "import os, sys; print('boom', file=sys.stderr); "
                               "os.kill(os.getpid(), 9)"])
@@ -460,7 +450,6 @@ def validate_instantly(monkeypatch, window) -> None:
 
 
 def test_opening_another_model_closes_the_validation_tab(window, qtbot, risky, monkeypatch):
-    wire_typed_results(window, monkeypatch)
     with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
         window.open_demo()
     validate_instantly(monkeypatch, window)
@@ -475,3 +464,41 @@ def test_opening_another_model_closes_the_validation_tab(window, qtbot, risky, m
         window.open_path(risky)
     assert window.views.indexOf(view) < 0 and view.result is None
     assert not window.views.tabBar().isVisible()
+
+
+def test_the_tab_says_what_will_really_run(window, qtbot, gui_settings, monkeypatch):
+    from fsprec.core.validate import installed_backends
+
+    with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
+        window.open_demo()
+    validate_instantly(monkeypatch, window)
+    gui_settings.device = "cpu"
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
+        window.validate()
+    backend = installed_backends()[0] if installed_backends() else None
+    said = f"{backend} backend (automatic)" if backend else "no Keras backend installed here"
+    assert (f"on the CPU, {said}, quick preset (batch 2, no training check)."
+            in window.log_view.toPlainText())
+    gui_settings.device, gui_settings.validation_steps = "gpu", 5
+    gui_settings.validation_python = "/opt/faceswap/bin/python"
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
+        window.validate()
+    assert ("on the GPU, the backend in /opt/faceswap/bin/python picks (torch, else "
+            "TensorFlow, else JAX), custom (batch 8, 5 training steps)."
+            in window.log_view.toPlainText())
+
+
+def test_a_missing_backend_is_a_refusal_naming_what_to_install(window, qtbot, monkeypatch,
+                                                                message_boxes):
+    from fsprec.core.validate import options
+
+    monkeypatch.setattr(options, "installed_backends", lambda: [])
+    with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
+        window.open_demo()
+    with qtbot.waitSignal(window.job_status.ended, timeout=TIMEOUT_MS):
+        window.validate_action.trigger()
+    ((kind, title, text),) = message_boxes
+    assert (kind, title) == ("critical", "Validation failed")  # a refusal, not a crash box
+    assert "none is installed" in text and "pip install torch" in text
+    assert window.validation_view().verdict.text() == "Validation failed."
+    assert window.validate_action.isEnabled()

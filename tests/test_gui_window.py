@@ -70,6 +70,9 @@ def test_settings_dialog_saves_and_the_button_follows(window, qtbot, gui_setting
     dialog = SettingsDialog(gui_settings, window)
     qtbot.addWidget(dialog)
     dialog.policy.setCurrentIndex(dialog.policy.findData("mixed_bfloat16"))
+    assert dialog.size.currentText() == "Quick on CPU / full on GPU (recommended)"
+    assert not dialog.batch.isEnabled()  # the preset decides
+    dialog.size.setCurrentIndex(dialog.size.findData("custom"))
     dialog.batch.setValue(4)
     dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
     dialog.backend.setCurrentIndex(dialog.backend.findData("tensorflow"))
@@ -79,6 +82,50 @@ def test_settings_dialog_saves_and_the_button_follows(window, qtbot, gui_setting
             gui_settings.keras_backend) == ("mixed_bfloat16", 4, "cpu", "tensorflow")
     assert window.panel.switch_button.text() == "Switch to mixed precision (bfloat16)"
     assert "tensorflow" in about_text(gui_settings)
+    assert gui_settings.validation_steps == 20 and gui_settings.validation_python == ""
+
+
+def test_settings_default_to_the_preset_and_auto(gui_settings):
+    assert (gui_settings.validation_batch, gui_settings.validation_steps,
+            gui_settings.keras_backend, gui_settings.validation_python) == (None, None, "auto", "")
+    dialog = SettingsDialog(gui_settings)
+    dialog.size.setCurrentIndex(dialog.size.findData("custom"))
+    dialog.steps.setValue(0)
+    dialog.accept()
+    assert (gui_settings.validation_batch, gui_settings.validation_steps) == (2, 0)
+    dialog = SettingsDialog(gui_settings)
+    assert dialog.size.currentData() == "custom" and dialog.steps.value() == 0
+    dialog.size.setCurrentIndex(dialog.size.findData("preset"))
+    dialog.accept()
+    assert (gui_settings.validation_batch, gui_settings.validation_steps) == (None, None)
+
+
+def test_settings_offer_faceswaps_python(gui_settings, tmp_path, monkeypatch):
+    python = tmp_path / "home" / "miniconda3" / "envs" / "faceswap" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    dialog = SettingsDialog(gui_settings)
+    labels = [dialog.python.itemText(i) for i in range(dialog.python.count())]
+    assert labels[0].startswith("This Python (")
+    assert labels[1] == f"Faceswap's environment ({python})"
+    dialog.python.setCurrentIndex(1)
+    dialog.accept()
+    assert gui_settings.validation_python == str(python)
+
+
+def test_the_about_box_names_the_backends_and_the_last_validation(gui_settings):
+    from fsprec.core.validate import installed_backends
+    from validation_samples import sample_result
+
+    runtime = sample_result().runtime
+    text = about_text(gui_settings, runtime)
+    assert f"Keras backends installed</td><td>&nbsp;{', '.join(installed_backends()) or 'none'}" \
+        in text
+    assert f"Python {runtime.python_version}" in text and runtime.keras_version in text
+    assert f"{runtime.backend} backend" in text and runtime.where in text
 
 
 @needs_fixtures

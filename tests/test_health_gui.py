@@ -8,18 +8,19 @@ import os
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
 from conftest import REPO, needs_fixtures
+from gui_support import wait_shown
 from health_factory import make_history, write_events
 from fsprec.core import health
 from fsprec.core.health_cache import HealthCache
-from fsprec.gui.health_flow import HealthBadges, HealthFlow
 from fsprec.gui.health_view import HealthView, LossPlot, thin
-from fsprec.gui.workers import JobRunner
 
 pytestmark = needs_fixtures
 TIMEOUT_MS = 120_000
@@ -173,110 +174,175 @@ def test_progress_and_clear(view, checked):
     assert not view.rollback.isEnabled()
 
 
-def test_flow_checks_rolls_back_after_confirmation_and_checks_again(
-        view, tmp_path, qtbot, no_dangling_threads):
+def open_health(qtbot, window, folder) -> HealthView:
+    """Open ``folder`` in the window, show the Health tab, wait for its report and logs."""
+    wait_shown(qtbot, window, lambda: window.open_path(folder))
+    return wait_checked(qtbot, window, window.health_action.trigger)
+
+
+def wait_checked(qtbot, window, start) -> HealthView:
+    """Run ``start()`` and wait until the Health tab shows a report with its training logs
+    about the open model."""
+    start()
+    view = window.health_view()
+    qtbot.waitUntil(lambda: view.report is not None and view.report.loss is not None
+                    and view.report.model_dir == window.folder.path
+                    and not view.progress.isVisible(), timeout=TIMEOUT_MS)
+    return view
+
+
+def test_the_window_checks_rolls_back_after_confirmation_and_checks_again(
+        window, tmp_path, qtbot, monkeypatch):
     history = make_history(tmp_path)
-    runner = JobRunner()
     asked: list[list[str]] = []
     answers = [False, True]
-    flow = HealthFlow(view, runner, confirm=lambda title, lines: asked.append(lines)
-                      or answers.pop(0))
-    try:
-        with qtbot.waitSignal(flow.verdictChanged, timeout=TIMEOUT_MS) as verdict:
-            flow.set_folder(history.model_dir)
-        assert verdict.args == [str(history.model_dir), "damaged"]
-        assert view.report is not None and view.report.newest_clean.id == "snapshot-5"
-        qtbot.waitUntil(lambda: not flow.busy, timeout=TIMEOUT_MS)  # the logs come second
-        assert [s.last for s in view.report.loss.sessions] == [12]
-        assert "live" in view.plot.lines
-        state = history.model_dir / "original_state.json"
-        before = state.read_bytes()
-        view.select_version("snapshot-5")
+    window.health.confirm = lambda plan: asked.append(plan.summary()) or answers.pop(0)
+    view = open_health(qtbot, window, history.model_dir)
+    assert window.views.currentWidget() is view
+    assert view.badge.text() == "Damaged" and view.verdict.text().startswith("Broken")
+    assert view.report.newest_clean.id == "snapshot-5"  # the check stopped there
+    assert _row_texts(view, 5)[3] == "Healthy  ★ newest healthy"
+    assert _row_texts(view, 5)[4] == "Not checked" and view.check_all.isEnabled()
+    assert view.selected_version().id == "snapshot-5"
+    assert window.browser.model.health[history.model_dir.resolve()] == "damaged"  # its badge
+    assert [s.last for s in view.report.loss.sessions] == [12]
+    assert "live" in view.plot.lines
+    state = history.model_dir / "original_state.json"
+    before = state.read_bytes()
+    view.select_version("snapshot-5")
+    view.rollback.click()
+    qtbot.waitUntil(lambda: len(asked) == 1 and not window.job_status.busy, timeout=TIMEOUT_MS)
+    assert state.read_bytes() == before  # the first answer was No
+    assert "Archived first" in " ".join(asked[0])
+    assert "Roll back cancelled; nothing was changed." in window.log_view.toPlainText()
+    with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):  # the model is reopened
         view.rollback.click()
-        qtbot.waitUntil(lambda: len(asked) == 1 and not flow.busy, timeout=TIMEOUT_MS)
-        assert state.read_bytes() == before  # the first answer was No
-        assert "Archived first" in " ".join(asked[0])
-        with qtbot.waitSignal(flow.rolledBack, timeout=TIMEOUT_MS) as done:
-            view.rollback.click()
-        assert "the previous files are in" in done.args[0]
-        assert json.loads(state.read_text())["iterations"] == 5
-        qtbot.waitUntil(lambda: view.report is not None and view.report.live.iterations == 5
-                        and not flow.busy, timeout=TIMEOUT_MS)
-        assert view.report.live.verdict == "clean" and view.badge.text() == "Healthy"
-    finally:
-        runner.shutdown()
+    assert json.loads(state.read_text())["iterations"] == 5
+    assert "the previous files are in" in window.log_view.toPlainText()
+    (archive,) = [p for p in history.model_dir.glob("original_archived_*")
+                  if p != history.archive]  # the live files were moved there, not deleted
+    assert json.loads((archive / "original_state.json").read_text())["iterations"] == 12
+    assert (archive / "original.keras").is_file()
+    qtbot.waitUntil(lambda: view.report is not None and view.report.live.iterations == 5
+                    and view.report.loss is not None, timeout=TIMEOUT_MS)
+    assert view.report.live.verdict == "clean" and view.badge.text() == "Healthy"
+    view.check_all.click()  # every version, not just down to the first clean one
+    qtbot.waitUntil(lambda: view.report.complete and view.report.loss is not None,
+                    timeout=TIMEOUT_MS)
+    assert "Not checked" not in _row_texts(view, 5)
 
 
 def test_opening_another_model_mid_check_shows_only_the_new_one(
-        view, tmp_path, qtbot, no_dangling_threads, copy_fixture):
+        window, tmp_path, qtbot, copy_fixture):
     history = make_history(tmp_path)
     other = copy_fixture("fs3/original-fp32-trained")
-    runner = JobRunner()
-    flow = HealthFlow(view, runner, confirm=lambda *a: False)
-    try:
-        flow.set_folder(history.model_dir)
-        flow.set_folder(other)
-        qtbot.waitUntil(lambda: not runner.running(), timeout=TIMEOUT_MS)
-        assert view.report is not None and view.report.model_dir == other.resolve()
-        assert [v.id for v in view.report.versions] == ["live", "backup"]
-        assert not flow.busy
-    finally:
-        runner.shutdown()
+    wait_shown(qtbot, window, lambda: window.open_path(history.model_dir))
+    window.health_action.trigger()  # checking the history...
+    view = wait_checked(qtbot, window, lambda: window.open_path(other))  # ...superseded
+    assert view.report.model_dir == other.resolve()
+    assert [v.id for v in view.report.versions] == ["live", "backup"]
+    assert window.views.currentWidget() is view
 
 
-def test_flow_passes_switches_on(view, checked, qtbot):
-    flow = HealthFlow(view, JobRunner(), confirm=lambda *a: False)
-    view.show_report(checked[1])
-    with qtbot.waitSignal(flow.switchRequested) as signal:
-        _button(view.advice_box, "Switch to float32").click()
-    assert signal.args == ["float32", []]
+def test_the_advice_switch_goes_through_the_switch_flow(window, qtbot, monkeypatch):
+    from fsprec.core.health import Advice
+
+    wait_shown(qtbot, window, window.open_demo)
+    view = window.health_view()
+    window.ctx.show_tab(view, "Health")
+    planned: list[tuple[str, tuple[str, ...]]] = []
+    monkeypatch.setattr(window.switching, "switch",
+                        lambda: planned.append((window.switch_choice().target,
+                                                window.switch_choice().pins)))
+    layer = window.folder.eligible[0]  # the demo model is float32
+    view._set_advice(SimpleNamespace(advice=[
+        Advice("pin", f"Keep {layer} in float32.", target="mixed_float16", pins=(layer,))]))
+    _button(view.advice_box, "Pin 1 layer").click()
+    assert window.views.currentWidget() is window.center  # the switch button is in view
+    assert window.panel.model.pins() == [layer]
+    assert planned == [("mixed_float16", (layer,))]  # the switch asks for confirmation
+    window.ctx.show_tab(view, "Health")
+    view._set_advice(SimpleNamespace(advice=[
+        Advice("switch", "Train in float32.", target="float32")]))
+    _button(view.advice_box, "Switch to float32").click()
+    assert len(planned) == 1 and "not float32" in window.log_view.toPlainText()
 
 
-def test_badges_from_the_cache_then_in_the_background(tmp_path, qtbot, no_dangling_threads):
+def test_badges_from_the_cache_then_in_the_background(window, tmp_path, qtbot, monkeypatch,
+                                                      message_boxes):
     history = make_history(tmp_path)
-    runner = JobRunner()
-    badges = HealthBadges(runner)
-    seen: list[tuple[str, str]] = []
-    badges.badge.connect(lambda folder, verdict: seen.append((folder, verdict)))
-    try:
-        badges.request([history.model_dir, history.snapshot_clean])
-        qtbot.waitUntil(lambda: len(seen) == 2, timeout=TIMEOUT_MS)
-        assert dict(seen) == {str(history.model_dir): "damaged",
-                              str(history.snapshot_clean): "clean"}
-        seen.clear()
-        badges.request([history.model_dir])  # cached now: answered at once, no job
-        assert seen == [(str(history.model_dir), "damaged")] and badges.job is None
-    finally:
-        runner.shutdown()
+    badges, model = window.badges, window.browser.model
+    badges.request([history.model_dir, history.snapshot_clean])
+    qtbot.waitUntil(lambda: len(model.health) == 2, timeout=TIMEOUT_MS)
+    assert model.health == {history.model_dir: "damaged", history.snapshot_clean: "clean"}
+    model.health.clear()
+
+    def no_weights_read(*args):
+        raise AssertionError("a cached verdict was checked again")
+    monkeypatch.setattr(health, "check_live", no_weights_read)
+    badges.request([history.model_dir])  # cached now: no weights are read
+    qtbot.waitUntil(lambda: bool(model.health), timeout=TIMEOUT_MS)
+    assert model.health == {history.model_dir: "damaged"}
+    assert message_boxes == []  # nothing failed
+
+
+def test_the_browser_shows_each_models_health(window, tmp_path, qtbot):
+    from fsprec.gui.browser import HEALTH_ROLE
+
+    history = make_history(tmp_path)
+    window.browsing.set_root(tmp_path)
+    model = window.browser.model
+    qtbot.waitUntil(lambda: model.rowCount() > 0 and all(
+        e.path in model.health for e in model.entries if e.plugin), timeout=TIMEOUT_MS)
+    rows = {model.entries[row].path.name: model.index(row) for row in range(model.rowCount())}
+    assert rows["original"].data(HEALTH_ROLE) == "damaged"
+    assert "Health: Damaged" in rows["original"].data(Qt.ItemDataRole.ToolTipRole)
+    assert rows[history.snapshot_clean.name].data(HEALTH_ROLE) == "clean"
+    assert rows[history.snapshot_at_risk.name].data(HEALTH_ROLE) == "at_risk"
+    window.browser.list.grab()  # the delegate paints the dots without error
 
 
 _SCREENSHOT = """
 import sys
+import time
 from pathlib import Path
 sys.path.insert(0, "tests")
+from PySide6.QtCore import QSettings
 from health_factory import make_history
-from fsprec.core import health
-from fsprec.core.health_cache import HealthCache
 from fsprec.gui.app import create_app
-from fsprec.gui.health_view import HealthView
+from fsprec.gui.main_window import MainWindow
+from fsprec.gui.prefs import AppSettings
 app = create_app([])
 root = Path(sys.argv[1])
-history = make_history(root)
-report = health.check(history.model_dir, all_versions=True, cache=HealthCache(root / "c.json"))
-view = HealthView()
-view.resize(1100, 820)
-view.show_report(report)
-view.show()
-for _ in range(30):
-    app.processEvents()
-assert view.grab().save(sys.argv[2])
+history = make_history(root / "models")
+settings = AppSettings(QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat))
+settings.models_root = str(root / "models")
+window = MainWindow(settings, data_dir=root / "data")
+window.resize(1440, 900)
+window.show()
+def wait(done):
+    end = time.monotonic() + 240
+    while not done():
+        app.processEvents()
+        time.sleep(0.01)
+        assert time.monotonic() < end, "timed out"
+    for _ in range(30):
+        app.processEvents()
+window.open_path(history.model_dir)
+wait(lambda: window.folder is not None and not window.job_status.busy)
+window.health_action.trigger()
+view = window.health_view()
+wait(lambda: view.report is not None and view.report.loss is not None
+     and not view.progress.isVisible() and len(window.browser.model.health) == 3)
+assert window.grab().save(sys.argv[2])
+window.close()
 """
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 def test_screenshot_on_a_real_display(tmp_path):
-    """The Health tab on a history made from a real Faceswap fixture, drawn by X11 (the
-    picture in docs/screenshot-health.png comes from here)."""
+    """The real window's Health tab on a history made from a real Faceswap fixture, drawn by
+    X11 (the picture in docs/screenshot-health.png comes from here)."""
     read, write = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1440x900x24",
                                "-nolisten", "tcp"], pass_fds=(write,),
@@ -291,12 +357,12 @@ def test_screenshot_on_a_real_display(tmp_path):
         shot.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DISPLAY": f":{number}", "QT_QPA_PLATFORM": "xcb",
                "FSPREC_CACHE_DIR": str(tmp_path / "cache")}
-        subprocess.run([sys.executable, "-c", _SCREENSHOT, str(tmp_path / "models"),
+        subprocess.run([sys.executable, "-c", _SCREENSHOT, str(tmp_path / "window"),
                         str(shot)], env=env, cwd=REPO, check=True, timeout=300)
         from PySide6.QtGui import QImage
 
         image = QImage(str(shot))
-        assert image.width() == 1100 and image.height() == 820
+        assert image.width() == 1440 and image.height() == 900
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -14,7 +14,9 @@ from PySide6.QtWidgets import QStyle
 
 from fsprec.core.layers import MIXED_POLICIES
 from fsprec.core.modelfile import ModelFolder
-from fsprec.core.validate import Options
+from fsprec.core.errors import FsprecError
+from fsprec.core.validate import Options, resolve_backend
+from fsprec.core.validate.result import Runtime
 
 from .. import jobs
 from ..layer_panel import LayerPanel
@@ -37,6 +39,7 @@ class ValidateFlow(Flow):
         self.job = ctx.job()
         self._view: ValidationView | None = None
         self._model: Path | None = None  # the model the tab is about
+        self.last_runtime: Runtime | None = None  # where the last validation ran (About box)
         self.action = ctx.action(
             "&Validate Mixed Precision", self.validate, "Ctrl+Shift+V",
             QStyle.StandardPixmap.SP_MediaPlay,
@@ -68,17 +71,17 @@ class ValidateFlow(Flow):
             else settings.mixed_policy
         options = Options(policy, settings.validation_batch, settings.validation_steps,
                           pins=self.panel.model.pins())
-        job = self.job.start("Validating", partial(jobs.validate, folder.path, options,
-                                                   settings.device, settings.keras_backend),
-                             self._validated)
+        python = settings.validation_python or None
+        view = self.view()
+        job = self.job.start("Validating", partial(
+            jobs.validate, folder.path, options, settings.device, settings.keras_backend,
+            python, view.on_stage, view.on_eta), self._validated)
         if job is None:
             return
         self._model = folder.path
-        view = self.view()
         job.progress.connect(view.show_progress)
-        description = (f"{folder.plugin}: float32 against {PRECISION_LABELS[policy]} on "
-                       f"{DEVICE_WORDS[settings.device]}, {settings.keras_backend} backend, "
-                       f"batch {options.batch}, {options.steps} training steps.")
+        description = (f"{folder.plugin}: float32 against {PRECISION_LABELS[policy]}, "
+                       + plan_words(options, settings.device, settings.keras_backend, python))
         view.show_running(description)
         self.ctx.show_tab(view, "Validation")
         self.ctx.log(f"Validating {description}")
@@ -107,12 +110,45 @@ class ValidateFlow(Flow):
         view = self.view()
         match outcome:
             case Done(value=result):
+                self.last_runtime = result.runtime
                 view.show_result(result)
                 self.ctx.show_tab(view, "Validation")
-                self.ctx.log(f"Validation of {Path(result['model']['folder']).name}: "
-                             f"{result['verdict']['text']}")
+                self.ctx.log(f"Validation of {Path(result.model.folder).name}: "
+                             f"{result.verdict.text}")
             case Cancelled(message=message):
                 view.show_stopped(message)
             case _:
                 view.show_stopped("Validation failed.")
                 self.ctx.report(outcome, "Validation failed", "Validation failed: ")
+
+
+def backend_words(choice: str, python: str | None) -> str:
+    """The backend that will run: ``auto`` resolved when validation runs in this Python."""
+    if python is not None:
+        where = f"in {python}"
+        return (f"the backend {where} picks (torch, else TensorFlow, else JAX)"
+                if choice == "auto" else f"{choice} backend {where}")
+    try:
+        resolved = resolve_backend(choice)
+    except FsprecError:
+        return f"{choice} backend (not installed here)" if choice != "auto" \
+            else "no Keras backend installed here"
+    return f"{resolved} backend" + (" (automatic)" if choice == "auto" else "")
+
+
+def size_words(options: Options, kind: str) -> str:
+    """Batch and training steps on a device ``kind`` (cpu or gpu), naming the preset."""
+    preset = options.preset(kind)
+    custom = options.batch is not None or options.steps is not None
+    name = "custom" if custom else ("full" if kind == "gpu" else "quick") + " preset"
+    training = f"{preset.steps} training steps" if preset.steps else "no training check"
+    return f"{name} (batch {preset.batch}, {training})"
+
+
+def plan_words(options: Options, device: str, backend: str, python: str | None) -> str:
+    """What a validation will really run: device, backend and preset, in one phrase."""
+    if device == "auto":
+        sizes = f"{size_words(options, 'gpu')} on a GPU, {size_words(options, 'cpu')} on a CPU"
+    else:
+        sizes = size_words(options, device)
+    return f"on {DEVICE_WORDS[device]}, {backend_words(backend, python)}, {sizes}."
