@@ -227,7 +227,9 @@ def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
         task.progress("Archiving the current files", 0, 1)
         archive = _archive_dir(plan_.model_dir, plan_.plugin)
         for path in plan_.archived:
-            atomic.replace(atomic.stage_backup(path, archive / path.name), archive / path.name)
+            if path.is_file():
+                atomic.replace(atomic.stage_backup(path, archive / path.name),
+                               archive / path.name)
         atomic.fsync_dir(archive)
     except BaseException as err:
         for tmp, _ in moves:
@@ -238,8 +240,11 @@ def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
         raise
     stale = [p for p in plan_.archived if p not in {target for _, target in moves}]
     atomic.commit(plan_.model_dir, moves)
-    for path in stale:  # live files the version has no counterpart of: archived above
-        path.unlink(missing_ok=True)
+    for path in stale:  # what the version has no counterpart of: already archived, or a
+        if path.is_dir():  # folder (the logs), moved now that the model is rolled back
+            os.replace(path, archive / path.name)
+        else:
+            path.unlink(missing_ok=True)
     logs = _restore_logs(plan_, archive)
     task.progress("Archiving the current files", 1, 1)
     return RollbackResult(archive, plan_.targets, logs)
