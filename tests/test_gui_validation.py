@@ -499,6 +499,6 @@ def test_a_missing_backend_is_a_refusal_naming_what_to_install(window, qtbot, mo
         window.validate_action.trigger()
     ((kind, title, text),) = message_boxes
     assert (kind, title) == ("critical", "Validation failed")  # a refusal, not a crash box
-    assert "none is installed" in text and "pip install torch" in text
+    assert "none is installed" in text and "faceswap-precision[torch]" in text
     assert window.validation_view().verdict.text() == "Validation failed."
     assert window.validate_action.isEnabled()

@@ -152,8 +152,6 @@ def test_the_fresh_install_opens_the_demo_window(fresh, tmp_path):
         assert ImageStat.Stat(image.convert("L")).var[0] > 100, "the window looks blank"
 
 
-@pytest.mark.xfail(strict=True, reason="validation (another issue) still reports the bare "
-                   "ModuleNotFoundError; remove this mark when it names the extra")
 def test_validate_without_a_backend_says_which_extra_to_install(fresh, tmp_path):
     home = tmp_path / "home"
     folder = tmp_path / "demo"

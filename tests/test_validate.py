@@ -234,16 +234,19 @@ def test_a_crashing_child_gives_a_clear_error(healthy, monkeypatch):
 
 
 def test_backend_auto_prefers_torch_and_a_missing_one_says_what_to_install(monkeypatch):
-    present = {"torch", "tensorflow", "jax"}
+    present = {"keras", "torch", "tensorflow", "jax"}
     monkeypatch.setattr(options.importlib.util, "find_spec",
                         lambda name: object() if name in present else None)
     assert options.resolve_backend("auto") == "torch"
     present.discard("torch")
     assert options.resolve_backend("auto") == "tensorflow"
-    present.clear()
-    with pytest.raises(FsprecError, match="pip install torch"):
+    present.discard("keras")  # a backend without Keras cannot validate
+    with pytest.raises(FsprecError, match=r"pip install \"faceswap-precision\[torch\]\""):
         options.resolve_backend("auto")
-    with pytest.raises(FsprecError, match="jax backend is not installed.*pip install jax"):
+    present.clear()
+    with pytest.raises(FsprecError, match=r"pip install \"faceswap-precision\[torch\]\""):
+        options.resolve_backend("auto")
+    with pytest.raises(FsprecError, match=r"jax backend is not installed.*faceswap-precision\[jax\]"):
         options.resolve_backend("jax")
 
 

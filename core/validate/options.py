@@ -18,8 +18,8 @@ BACKEND_CHOICES = ("auto", *BACKENDS)
 AUTO_ORDER = ("torch", "tensorflow", "jax")  # torch first: Faceswap 3's backend
 DEFAULT_BACKEND = "tensorflow"  # what fsprec's own in-process Keras uses when unset
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-INSTALL = {"torch": "pip install torch", "tensorflow": "pip install tensorflow",
-           "jax": "pip install jax"}
+# fsprec's extras bring Keras with the backend (pyproject.toml).
+INSTALL = {name: f'pip install "faceswap-precision[{name}]"' for name in BACKENDS}
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def resolve_backend(choice: str) -> str:
     """
     if choice not in BACKEND_CHOICES:
         raise FsprecError(f"Unknown backend {choice!r}; choose auto, torch, tensorflow or jax.")
-    found = installed_backends()
+    found = installed_backends() if _findable("keras") else []
     if choice == "auto":
         if not found:
             raise FsprecError("Validation needs Keras with torch, TensorFlow or JAX, and none "
