@@ -15,7 +15,7 @@ CORE_TESTS := tests/test_convert.py tests/test_bad_input.py tests/test_tools.py 
 run: $(STAMP)
 	$(BIN)/fsprec-gui --demo
 
-test: $(STAMP) system-deps wheelhouse
+test: $(STAMP) system-deps wheelhouse lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-portable
 

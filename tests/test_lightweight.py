@@ -60,7 +60,7 @@ def test_inspection_reads_no_weight_data(tmp_path, monkeypatch):
         return count
     monkeypatch.setattr(MemberWindow, "readinto", counting)
     model = open_model(folder)
-    dense = next(l for l in model.leaves() if l.path == "encoder/dense")
+    dense = next(leaf for leaf in model.leaves() if leaf.path == "encoder/dense")
     assert dense.params == 128 * 16 + 16 + 4096 * 4096
     assert path.stat().st_size > 64_000_000
     assert 0 < read[0] < 1_000_000

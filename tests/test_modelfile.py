@@ -113,7 +113,7 @@ def test_reasons_explain_each_layer():
     assert "AdaInstanceNormalization" in reasons["g_block_both/ada_instance_normalization"]
     assert reasons["encoder/fs_enc_convblk_0_conv2d"] == "stored in state"
     mixed = open_model(fixture_path("fs3/phaze_a-mixed"))
-    assert {l.reason for l in mixed.leaves() if l.eligible} == {"mixed in this model"}
+    assert {leaf.reason for leaf in mixed.leaves() if leaf.eligible} == {"mixed in this model"}
 
 
 @needs_fixtures

@@ -246,7 +246,8 @@ def test_backend_auto_prefers_torch_and_a_missing_one_says_what_to_install(monke
     present.clear()
     with pytest.raises(FsprecError, match=r"pip install \"faceswap-precision\[torch\]\""):
         options.resolve_backend("auto")
-    with pytest.raises(FsprecError, match=r"jax backend is not installed.*faceswap-precision\[jax\]"):
+    with pytest.raises(FsprecError,
+                       match=r"jax backend is not installed.*faceswap-precision\[jax\]"):
         options.resolve_backend("jax")
 
 

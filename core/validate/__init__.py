@@ -11,5 +11,5 @@ from .result import STAGES, ValidationResult, Verdict, decide
 from .runner import ValidationCrashed, run_validation
 
 __all__ = ["BACKEND_CHOICES", "DEVICES", "STAGES", "Options", "ValidationCrashed",
-           "ValidationResult", "Verdict", "decide", "faceswap_pythons", "installed_backends", "resolve_backend",
-           "run_validation", "text_report"]
+           "ValidationResult", "Verdict", "decide", "faceswap_pythons", "installed_backends",
+           "resolve_backend", "run_validation", "text_report"]

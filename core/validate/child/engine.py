@@ -238,7 +238,7 @@ def _training(builder: Builder, policy: str, pins: list[str], faces: list[np.nda
         times.append(seconds)
     timed = kind == "gpu"
     if timed:
-        for run, seconds in zip(runs, times):
+        for run, seconds in zip(runs, times, strict=True):
             run.images_per_s = training.images_per_s(seconds, preset.batch)
     clock.plan["Training check"] = 0.0
     return Training(preset.steps, training.scaler_name(policy, keras.backend.backend()),

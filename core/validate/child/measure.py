@@ -16,7 +16,7 @@ def parity(reference: list[np.ndarray], candidate: list[np.ndarray]) -> list[Out
     """Per output, as images in [0, 1]: ``candidate`` against the float32 ``reference``
     (over the values finite in both)."""
     rows = []
-    for index, (ref, out) in enumerate(zip(reference, candidate)):
+    for index, (ref, out) in enumerate(zip(reference, candidate, strict=True)):
         ref64, out64 = ref.astype("float64"), out.astype("float64")
         both = np.isfinite(ref64) & np.isfinite(out64)
         diff = (out64 - ref64)[both]

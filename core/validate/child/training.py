@@ -155,7 +155,7 @@ def torch_run(model: Any, policy: str, batches: Sequence[Batch], spec: Optimizer
         outputs = keras.tree.flatten(model(inputs if len(inputs) > 1 else inputs[0],
                                            training=True))
         loss = sum(torch.mean((out.float() - keras.ops.convert_to_tensor(target)) ** 2)
-                   for out, target in zip(outputs, targets)) / len(outputs)
+                   for out, target in zip(outputs, targets, strict=True)) / len(outputs)
         if scaler is None:
             loss.backward()
             optimizer.step()
