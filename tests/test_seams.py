@@ -79,3 +79,15 @@ def test_inspect_a_real_fixture_without_keras(tmp_path: Path) -> None:
                         f"raise SystemExit(main(['inspect', {str(model)!r}]))", tmp_path)
     assert child.returncode == 0, child.stderr
     assert "lightweight" in child.stdout
+
+
+def test_the_child_contract_names_every_parent_module() -> None:
+    """A new parent-side validation module is covered by the import contract."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    child = next(c for c in contracts["contracts"] if "validation child" in c["name"]
+                 and "fsprec.core.validate.child" in c["forbidden_modules"])
+    parent = {f"fsprec.core.validate.{p.stem}" for p in (REPO / "core" / "validate").glob("*.py")
+              if p.stem != "__init__"}
+    assert parent <= set(child["source_modules"])
