@@ -269,6 +269,21 @@ def test_another_python_gets_only_fsprec_on_its_path(healthy, tmp_path):
         run_validation(healthy, QUICK, python=str(tmp_path / "nowhere"))
 
 
+def test_where_links_cannot_be_made_the_child_path_holds_a_copy(monkeypatch, tmp_path):
+    """Windows without the symlink privilege: the other Python gets a copy of fsprec's core."""
+    monkeypatch.setattr(runner.tempfile, "gettempdir", lambda: str(tmp_path))
+
+    def refuse(*args, **kwargs):
+        raise OSError("symbolic links are not allowed here")
+
+    monkeypatch.setattr(Path, "symlink_to", refuse)
+    core = Path(runner.child_path()) / "fsprec" / "core"
+    assert not core.is_symlink() and (core / "validate" / "runner.py").is_file()
+    assert (core / "convert.py").read_bytes() == \
+        (Path(runner.__file__).resolve().parents[1] / "convert.py").read_bytes()
+    assert not list(core.rglob("__pycache__"))
+
+
 def test_the_parent_side_loads_no_child_and_no_framework():
     script = ("import sys, fsprec.core.validate, fsprec.core.validate.cli\n"
               "bad = [m for m in sys.modules if m.startswith('fsprec.core.validate.child') or "

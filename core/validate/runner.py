@@ -11,11 +11,13 @@ freed with it.
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
 import importlib.util
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,19 +103,33 @@ def check_python(python: str) -> None:
 
 
 def child_path() -> str:
-    """A folder holding only fsprec's ``core`` package (a link), for another Python's path:
-    that Python then imports fsprec without anything else from this environment."""
+    """A folder holding only fsprec's ``core`` package, for another Python's path: that Python
+    then imports fsprec without anything else from this environment.
+
+    The standalone app carries that folder (``fsprec-python``); otherwise it is a link to this
+    fsprec's package in the temp folder, or a copy where links cannot be made (Windows without
+    the privilege).
+    """
+    bundled = Path(getattr(sys, "_MEIPASS", "")) / "fsprec-python"
+    if getattr(sys, "frozen", False) and (bundled / "fsprec" / "core").is_dir():
+        return str(bundled)
     spec = importlib.util.find_spec("fsprec.core")
     assert spec is not None and spec.submodule_search_locations
     core = Path(list(spec.submodule_search_locations)[0])
-    digest = hashlib.sha1(str(core).encode()).hexdigest()[:12]
-    shim = Path(tempfile.gettempdir()) / f"fsprec-child-{os.getuid()}-{digest}"
+    digest = hashlib.sha1(f"{core}|{getpass.getuser()}".encode()).hexdigest()[:12]
+    shim = Path(tempfile.gettempdir()) / f"fsprec-child-{digest}"
     link = shim / "fsprec" / "core"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        temporary = link.with_name(f"core.{os.getpid()}")
+    if link.is_symlink() and link.exists():
+        return str(shim)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link.with_name(f"core.{os.getpid()}")
+    try:
         temporary.symlink_to(core, target_is_directory=True)
-        os.replace(temporary, link)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.copytree(core, temporary, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.rmtree(link, ignore_errors=True)  # a copy is refreshed on every use
+    os.replace(temporary, link)
     return str(shim)
 
 
