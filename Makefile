@@ -65,15 +65,17 @@ dist/fsprec/.built: $(BUNDLE_SOURCES) pyproject.toml | $(STAMP)
 	touch $@
 
 # Xvfb and the X libraries Qt's xcb platform needs, for the real-window tests, and
-# desktop-file-validate for the menu-entry test.
+# desktop-file-validate for the menu-entry test, mkfs.xfs and mkfs.btrfs for the reflink test.
 # Installed with apt when we are root; otherwise those tests skip and say why.
 XDEPS := xvfb libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 \
-         libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 desktop-file-utils
+         libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 desktop-file-utils \
+         xfsprogs btrfs-progs
 system-deps:
-	@{ command -v Xvfb && command -v desktop-file-validate; } >/dev/null 2>&1 \
+	@{ command -v Xvfb && command -v desktop-file-validate && command -v mkfs.xfs \
+	   && command -v mkfs.btrfs; } >/dev/null 2>&1 \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
 	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(XDEPS) >/dev/null; } \
-	  || echo "note: Xvfb or desktop-file-utils is missing; the tests that need them will skip"
+	  || echo "note: Xvfb, desktop-file-utils or xfsprogs/btrfs-progs is missing; the tests that need them will skip"
 
 # --- Faceswap integration tests (tests/integration) --------------------------------------------
 # A second venv with Faceswap's own pins, used only to run Faceswap itself in the tests.
