@@ -54,7 +54,9 @@ class ConversionDialog(QDialog):
         layout = QVBoxLayout(self)
         heading = QLabel(f"<b>Switch {escape(plan.model.model_file.name)} to {target}?</b>")
         layout.addWidget(heading)
-        self.summary = QLabel("\n\n".join(plan.summary() + notes))
+        said_below = plan.next_start.line if plan.next_start else None  # the Faceswap row
+        self.summary = QLabel("\n\n".join([line for line in plan.summary()
+                                            if line != said_below] + notes))
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setMinimumWidth(460)

@@ -70,8 +70,8 @@ class WelcomePage(QWidget):
                       "are never changed, and a backup is kept.\n\nPick a model in the list on "
                       "the left, open a folder, or drop one onto this window.")
         text.setWordWrap(True)
-        self.first_steps = QLabel("1. Choose the folder that holds your Faceswap models\n"
-                                  "2. or open the demo model")
+        self.first_steps = QLabel("Choose the folder that holds your Faceswap models\n"
+                                  "or open the demo model")
         self.first_steps.setAccessibleName("First steps")
         font = self.first_steps.font()
         font.setWeight(QFont.Weight.DemiBold)
