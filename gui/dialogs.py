@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from html import escape
 from importlib import metadata
+from pathlib import Path
 
 import PySide6
 from PySide6.QtCore import Qt, qVersion
@@ -34,17 +35,28 @@ PRESET_WORDS = (f"Quick on a CPU: batch {QUICK.batch}, no training check (float1
 
 
 class ConversionDialog(QDialog):
-    """Shows what a switch will do (core's ``Plan.summary()``) and asks to go ahead."""
+    """Shows what a switch will do (core's ``Plan.summary()``), always says what Faceswap will
+    do at its next start (:attr:`Plan.next_start`), and asks to go ahead.
+
+    When Faceswap was not found, its Locate… button lets the user choose the Faceswap folder:
+    the dialog then ends with :attr:`LOCATED` and :attr:`located` set, for the caller to save
+    and plan again.
+    """
+
+    LOCATED = 2
 
     def __init__(self, plan: Plan, notes: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plan = plan
+        self.located: Path | None = None
         target = PRECISION_LABELS.get(plan.target, plan.target)
         self.setWindowTitle(f"Switch to {target}")
         layout = QVBoxLayout(self)
-        heading = QLabel(f"<b>Switch {plan.model.model_file.name} to {target}?</b>")
+        heading = QLabel(f"<b>Switch {escape(plan.model.model_file.name)} to {target}?</b>")
         layout.addWidget(heading)
-        self.summary = QLabel("\n\n".join(plan.summary() + notes))
+        said_below = plan.next_start.line if plan.next_start else None  # the Faceswap row
+        self.summary = QLabel("\n\n".join([line for line in plan.summary()
+                                            if line != said_below] + notes))
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setMinimumWidth(460)
@@ -57,16 +69,16 @@ class ConversionDialog(QDialog):
             details.setAccessibleName("Layers that change")
             layout.addWidget(QLabel("Layers that change:"))
             layout.addWidget(details)
+        layout.addWidget(QLabel("<b>Next time Faceswap trains it</b>"))
+        self.faceswap = QLabel()
+        self.faceswap.setWordWrap(True)
+        self.faceswap.setAccessibleName("What Faceswap will do")
         self.update_ini = QCheckBox()
-        ini = plan.train_ini
-        target_mixed = plan.target in MIXED_POLICIES
-        if ini is not None and ini.mixed_precision is not None \
-                and ini.mixed_precision != target_mixed:
-            self.update_ini.setText(f"Also set mixed_precision = {target_mixed} in {ini.path}")
-            self.update_ini.setChecked(True)
-            layout.addWidget(self.update_ini)
-        else:
-            self.update_ini.hide()
+        self.locate = QPushButton("Locate…")
+        self.locate.setToolTip("Choose the folder Faceswap is installed in (it holds "
+                               "faceswap.py); fsprec remembers it and checks again.")
+        self.locate.clicked.connect(self._locate)
+        self._fill_faceswap(layout)
         buttons = QDialogButtonBox()
         ok = buttons.addButton("Switch", QDialogButtonBox.ButtonRole.AcceptRole)
         ok.setDefault(True)
@@ -74,6 +86,49 @@ class ConversionDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _fill_faceswap(self, layout: QVBoxLayout) -> None:
+        """The Faceswap row: keep, switch back (with the train.ini box), or not found."""
+        found = self.plan.next_start
+        ini = self.plan.train_ini
+        row = QHBoxLayout()
+        row.addWidget(self.faceswap, 1)
+        layout.addLayout(row)
+        self.update_ini.hide()
+        self.locate.hide()
+        if found is None or found.verdict == "not_found":
+            self.faceswap.setText("Faceswap not found — it may switch this model back at its "
+                                  "next start.")
+            self.faceswap.setToolTip(found.line if found else "")
+            row.addWidget(self.locate)
+            self.locate.show()
+            return
+        self.faceswap.setToolTip(found.line)
+        if found.verdict == "keep":
+            self.faceswap.setText("Faceswap will keep this.")
+            return
+        if ini is None or ini.mixed_precision is None:
+            self.faceswap.setText(found.line)
+            return
+        self.faceswap.hide()
+        self.update_ini.setText("Faceswap will switch it back — update train.ini (recommended)")
+        self.update_ini.setToolTip(f"{found.line} Ticked, fsprec sets mixed_precision = "
+                                   f"{self.plan.target in MIXED_POLICIES} in {ini.path} after "
+                                   "a backup (train.ini.bk).")
+        self.update_ini.setChecked(found.can_update)
+        row.addWidget(self.update_ini, 1)
+        self.update_ini.show()
+
+    def faceswap_says(self) -> str:
+        """The dialog's sentence on what Faceswap will do at its next start."""
+        return self.update_ini.text() if self.update_ini.isVisibleTo(self) \
+            else self.faceswap.text()
+
+    def _locate(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Faceswap folder (it holds faceswap.py)")
+        if folder:
+            self.located = Path(folder)
+            self.done(self.LOCATED)
 
     def accepted_plan(self) -> Plan:
         """The plan, with the train.ini choice applied (a new plan: plans are frozen)."""

@@ -28,6 +28,8 @@ from .theme import (HEALTH_LABELS, SHORT_PRECISION_LABELS, colored_badge_style, 
 SIDE_COLORS = ("#0ea5e9", "#ec4899", "#14b8a6", "#8b5cf6")  # sky, pink, teal, violet
 COLUMNS = ("Version", "Iterations", "Saved", "Precision", "Size", "Health")
 RESTORABLE = (CLEAN, AT_RISK)
+ROLLBACK_TIP = ("Make the selected version the live model; the current files are archived "
+                "first, never deleted.")
 MAX_ROWS_SHOWN = 8  # more versions scroll
 MAX_STRETCHES = 4000  # per curve; longer logs show each stretch's mean and range
 
@@ -214,8 +216,8 @@ class HealthView(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.rollback = QPushButton("Roll back to this version…")
-        self.rollback.setToolTip("Make the selected version the live model; the current files "
-                                 "are archived first, never deleted.")
+        self.rollback.setToolTip(ROLLBACK_TIP)
+        self._blocked = ""  # why nothing may rewrite the model now ("" when it may)
         self.rollback.clicked.connect(self._rollback_selected)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -353,9 +355,21 @@ class HealthView(QWidget):
         self.cancel_button.setVisible(running)
         for button in (self.check_again, self.check_all):
             button.setVisible(not running)
-        self.rollback.setEnabled(not running and self._restorable(self.selected_version()))
+        self._enable_writes()
+
+    def set_blocked(self, reason: str) -> None:
+        """Disable roll back and the advice's buttons with ``reason`` as their tooltip (Faceswap
+        is training the model, say); "" enables them again."""
+        self._blocked = reason
+        self._enable_writes()
+
+    def _enable_writes(self) -> None:
+        running = not self.progress.isHidden()
+        self.rollback.setEnabled(not running and not self._blocked
+                                 and self._restorable(self.selected_version()))
+        self.rollback.setToolTip(self._blocked or ROLLBACK_TIP)
         for button in self.advice_box.findChildren(QPushButton):
-            button.setEnabled(not running)
+            button.setEnabled(not running and not self._blocked)
 
     def _heading(self, verdict: str | None, text: str, summary: str) -> None:
         self.badge.setVisible(verdict is not None)
@@ -395,7 +409,7 @@ class HealthView(QWidget):
 
     def _selection_changed(self) -> None:
         version = self.selected_version()
-        self.rollback.setEnabled(self._restorable(version) and not self.progress.isVisible())
+        self._enable_writes()
         if version is None:
             self.details.clear()
             self.plot.select(None)
@@ -455,6 +469,9 @@ class HealthView(QWidget):
             button.clicked.connect(lambda: self.switchRequested.emit(target, pins))
         else:
             return None
+        button.setEnabled(not self._blocked)
+        if self._blocked:
+            button.setToolTip(self._blocked)
         return button
 
 

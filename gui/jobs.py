@@ -7,11 +7,12 @@ child process, so nothing here imports it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from fsprec.core import demo, open_model, traincfg
-from fsprec.core.convert import Plan, plan
+
+from fsprec.core import demo, lock, open_model, procs, traincfg
+from fsprec.core.convert import Plan, plan, plan_consistent
 from fsprec.core.errors import FsprecError
 from fsprec.core.layers import Layer
 from fsprec.core.modelfile import ModelFolder
@@ -83,18 +84,95 @@ def layer_params(folder: ModelFolder, task: Task) -> dict[str, int]:
 
 def plan_switch(path: Path, target: str, pins: Sequence[str], faceswap_folder: str,
                 task: Task) -> Proposal:
-    """Plan a precision switch; checks Faceswap's train.ini when its folder is set."""
+    """Plan a precision switch, saying what Faceswap will do at its next start."""
+    return _propose(lambda **options: plan(path, target, list(pins), **options),
+                    faceswap_folder, task)
+
+
+def plan_make_consistent(path: Path, faceswap_folder: str, task: Task) -> Proposal:
+    """Plan the "Make consistent" conversion of a partial model (core's
+    :func:`~fsprec.core.convert.plan_consistent`)."""
+    return _propose(lambda **options: plan_consistent(path, **options), faceswap_folder, task)
+
+
+def _propose(make: Callable[..., Plan], faceswap_folder: str, task: Task) -> Proposal:
+    """A plan from ``make(**options)``, Faceswap found from the GUI's setting (a setting that
+    is not a Faceswap folder is a note, and Faceswap is then searched for); when its train.ini
+    would switch the model back, the plan carries that train.ini so the dialog can update it."""
     task.progress("Checking", 0, 1)
     notes: list[str] = []
-    train_ini = None
-    if faceswap_folder:
-        try:
-            train_ini = traincfg.locate(faceswap_folder)
-        except FsprecError as err:
-            notes.append(f"{err} Set the Faceswap folder in Settings to check it.")
-    proposal = Proposal(plan(path, target, list(pins), train_ini=train_ini), notes)
+    faceswap = faceswap_folder or None
+    if faceswap and not _is_faceswap(Path(faceswap)):
+        notes.append(f"The Faceswap folder in Settings ({faceswap}) is not a Faceswap folder; "
+                     "fsprec looked for Faceswap elsewhere.")
+        faceswap = None
+    proposal = make(faceswap=faceswap)
+    found = proposal.next_start
+    if proposal.train_ini is None and found is not None and found.can_update:
+        proposal = replace(proposal, train_ini=traincfg.read(found.train_ini))
     task.progress("Checking", 1, 1)
-    return proposal
+    return Proposal(proposal, notes)
+
+
+def _is_faceswap(folder: Path) -> bool:
+    try:
+        traincfg.locate(folder)
+        return True
+    except FsprecError:
+        return traincfg.is_faceswap_tree(folder.expanduser())
+
+
+@dataclass(frozen=True)
+class InUse:
+    """Someone else is using the open model: Faceswap training it, or another fsprec
+    changing it (``training`` False)."""
+
+    training: bool
+    pid: int
+
+    @property
+    def message(self) -> str:
+        """What the window says about it."""
+        if self.training:
+            return "Faceswap is training this model"
+        return f"Another fsprec is changing this model (pid {self.pid})"
+
+
+def in_use(path: Path, task: Task) -> InUse | None:
+    """Whether Faceswap trains the model at ``path`` or another fsprec writes it (a process
+    scan: tens of milliseconds)."""
+    training = procs.faceswap_training(path)
+    if training is not None:
+        return InUse(True, training.pid)
+    pid = lock.busy(path)
+    return InUse(False, pid) if pid is not None else None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a first start found: Faceswap's install and a folder that holds its models."""
+
+    faceswap: Path | None
+    models: Path | None
+
+
+def find_setup(home: Path, task: Task) -> Setup:
+    """Look for Faceswap in its usual places under ``home`` and for its models folder: a
+    ``models`` folder inside or beside the Faceswap tree, else the folder that holds a model
+    folder (one with a ``*_state.json``) two levels below it. Bounded: two directory levels."""
+    task.progress("Looking for Faceswap", 0, 1)
+    faceswap = traincfg.find_faceswap(places=traincfg.usual_places(home))
+    models = _models_near(faceswap) if faceswap is not None else None
+    task.progress("Looking for Faceswap", 1, 1)
+    return Setup(faceswap, models)
+
+
+def _models_near(faceswap: Path) -> Path | None:
+    for folder in (faceswap / "models", faceswap.parent / "models"):
+        if folder.is_dir():
+            return folder
+    state = next(faceswap.glob("*/*/*_state.json"), None)
+    return state.parent.parent if state is not None else None
 
 
 def validate(path: Path, options: Options, device: str, backend: str, python: str | None,

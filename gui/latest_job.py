@@ -56,6 +56,11 @@ class LatestJob(QObject):
         job.outcome.connect(self._arrived)
         return self._runner.start(job)
 
+    @property
+    def running(self) -> bool:
+        """The slot's latest job has not delivered its outcome yet."""
+        return self._job is not None
+
     def cancel(self) -> None:
         """Cancel the latest job; its outcome will not be handled."""
         if self._job is not None:

@@ -78,6 +78,8 @@ class LayerTreeModel(QAbstractItemModel):
         self._pins: set[str] = set()
         self._params: dict[str, int] = {}
         self._damaged: dict[str, str] = {}
+        self._partial: set[str] = set()
+        self._partial_reason = ""
         self._pins_editable = True
 
     # Content ---------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class LayerTreeModel(QAbstractItemModel):
         self._pins = set(pins)
         self._params = {}
         self._damaged = {}
+        self._partial, self._partial_reason = set(), ""
         self._pins_editable = pins_editable
         self.endResetModel()
         self.pinsChanged.emit()
@@ -104,6 +107,16 @@ class LayerTreeModel(QAbstractItemModel):
         self._damaged = dict(damaged)
         if self._roots:
             self._column_changed(Column.NAME, self._roots, QModelIndex())
+
+    def set_partial(self, paths: Iterable[str], reason: str) -> None:
+        """Mark the layers that make the model partial (why: ``reason``)."""
+        self._partial, self._partial_reason = set(paths), reason
+        if self._roots:
+            self._column_changed(Column.NAME, self._roots, QModelIndex())
+
+    def partial(self) -> set[str]:
+        """The layers currently marked as making the model partial."""
+        return set(self._partial)
 
     def damaged(self) -> dict[str, str]:
         """The layers currently marked as holding NaN/Inf weights."""
@@ -231,6 +244,8 @@ class LayerTreeModel(QAbstractItemModel):
     def _background(self, layer: Layer, column: int) -> QColor | None:
         if column == Column.NAME and layer.path in self._damaged:
             return tint(QColor(DAMAGED_COLOR))
+        if column == Column.NAME and layer.path in self._partial:
+            return tint(policy_color("partial"))
         if column == Column.DTYPE and not layer.is_model and layer.dtype_policy:
             return tint(policy_color(layer.dtype_policy))
         return None
@@ -252,6 +267,8 @@ class LayerTreeModel(QAbstractItemModel):
     def _tooltip(self, layer: Layer, column: int) -> str:
         if column == Column.NAME and layer.path in self._damaged:
             return f"{layer.path}: its weights hold {self._damaged[layer.path]}."
+        if column == Column.NAME and layer.path in self._partial:
+            return f"{layer.path}: makes the model partial — {self._partial_reason}."
         if column == Column.PIN:
             return PIN_TOOLTIP if layer.eligible else ""
         if layer.is_model:

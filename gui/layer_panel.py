@@ -7,10 +7,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
                                QLineEdit, QPushButton, QTreeView, QVBoxLayout,
                                QWidget)
 
-from fsprec.core.layers import Layer
+from fsprec.core.layers import Layer, Partial
 
 from .layer_model import LAYER_ROLE, Column, LayerFilterProxy, LayerTreeModel, dtype_label
-from .theme import PRECISION_LABELS, badge_style
+from .theme import DAMAGED_COLOR, PRECISION_LABELS, badge_style
 from .widgets import ElidedLabel
 
 # A prominent button that follows the palette (readable in light and dark themes).
@@ -47,6 +47,10 @@ class LayerPanel(QWidget):
         self.subtitle.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.badge = QLabel()
         self.badge.setAccessibleName("Model precision")
+        self.in_use = QLabel()
+        self.in_use.setAccessibleName("Model in use")
+        self.in_use.setStyleSheet(f"QLabel {{ color: {DAMAGED_COLOR}; font-weight: 600; }}")
+        self.in_use.hide()
         self.switch_button = QPushButton()
         self.switch_button.setStyleSheet(_PRIMARY_STYLE)
         self.switch_button.setMinimumHeight(38)
@@ -89,6 +93,7 @@ class LayerPanel(QWidget):
         heading = QHBoxLayout()
         heading.addWidget(self.title)
         heading.addWidget(self.badge)
+        heading.addWidget(self.in_use)
         heading.addStretch(1)
         titles.addLayout(heading)
         titles.addWidget(self.subtitle)
@@ -109,15 +114,19 @@ class LayerPanel(QWidget):
         self._precision = ""
 
     def show_model(self, title: str, subtitle: str, precision: str, tree: list[Layer],
-                   pins: list[str]) -> None:
-        """Show a model's header and layer tree."""
+                   pins: list[str], partial: Partial | None = None) -> None:
+        """Show a model's header and layer tree; a ``partial`` model's badge says why, and
+        the layers concerned are marked."""
         self.title.setText(title)
         self.subtitle.set_full_text(subtitle)
         self._precision = precision
         self.badge.setText(PRECISION_LABELS.get(precision, precision))
         self.badge.setStyleSheet(badge_style(precision))
-        self.badge.setToolTip(f"The model is saved in {precision}.")
+        self.badge.setToolTip(f"Partly mixed: {partial.reason}. Model ▸ Make Consistent fixes "
+                              "it." if partial else f"The model is saved in {precision}.")
         self.model.set_layers(tree, pins)
+        if partial is not None:
+            self.model.set_partial(partial.layers, partial.reason)
         self.tree.expandAll()
         self._fit_columns()
         self._update_summary()
@@ -144,6 +153,12 @@ class LayerPanel(QWidget):
             width = max((metrics.horizontalAdvance(text) for text in strings), default=0)
             width += extra.get(column, 0) + 2 * _CELL_PADDING
             self.tree.setColumnWidth(column, max(width, header.sectionSizeHint(column)))
+
+    def set_in_use(self, message: str) -> None:
+        """Say beside the badge who else uses the model ("" when nobody does)."""
+        self.in_use.setText(message)
+        self.in_use.setToolTip(f"{message}." if message else "")
+        self.in_use.setVisible(bool(message))
 
     def set_switch(self, text: str, tooltip: str, enabled: bool) -> None:
         """Label and enable the switch button."""

@@ -23,6 +23,7 @@ from .dialogs import SettingsDialog, show_about
 from .flows.base import Flow, FlowContext, WindowState
 from .flows.browse import BrowseFlow
 from .flows.health import HealthBadges, HealthFlow
+from .flows.in_use import InUseFlow
 from .flows.model import ModelFlow
 from .flows.recovery import RecoveryFlow
 from .flows.switch import NOTHING_CHANGED, SwitchFlow
@@ -61,8 +62,9 @@ class MainWindow(QMainWindow):
         self.recovery = RecoveryFlow(ctx, self.panel)
         self.health = HealthFlow(ctx)
         self.badges = HealthBadges(ctx, self.browser)
+        self.in_use = InUseFlow(ctx, self.panel)
         self.flows: list[Flow] = [self.models, self.browsing, self.switching, self.validation,
-                                  self.recovery, self.health, self.badges]
+                                  self.recovery, self.health, self.badges, self.in_use]
         # Entry points under the window's own names (the app's command line, the tests).
         self.open_path, self.open_demo = self.models.open_path, self.models.open_demo
         self.validate, self.validation_view = self.validation.validate, self.validation.view
@@ -77,6 +79,9 @@ class MainWindow(QMainWindow):
         root = self.settings.models_root
         if root and Path(root).is_dir():
             self.browsing.set_root(Path(root))
+        elif not root:  # a first start: say what to do, and look for Faceswap's models
+            self.welcome.set_first_start(True)
+            self.browsing.look_for_setup()
 
     @property
     def folder(self) -> ModelFolder | None:
@@ -120,9 +125,12 @@ class MainWindow(QMainWindow):
         models = self.models
         self.welcome.openRequested.connect(models.choose)
         self.welcome.demoRequested.connect(models.open_demo)
+        self.welcome.useRequested.connect(self.use_models_folder)
+        self.browsing.setupFound.connect(self.welcome.offer)
         models.foundModels.connect(self.browsing.show_found)
         for listener in (self.browsing.model_shown, self.validation.model_shown,
-                         self.recovery.model_shown, self.health.model_shown, self._model_shown,
+                         self.recovery.model_shown, self.health.model_shown,
+                         self.in_use.model_shown, self._model_shown,
                          self.modelShown):
             models.shown.connect(listener)
         models.paramsShown.connect(self.paramsShown)
@@ -149,7 +157,8 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(make("&Quit", self.close, "Ctrl+Q"))
         menu = self.menuBar().addMenu("&Model")
-        for action in (self.switching.action, self.validation.action, recovery.nan_action,
+        for action in (self.switching.action, self.switching.consistent_action,
+                       self.validation.action, recovery.nan_action,
                        recovery.restore_action, models.reveal_action, models.reload_action):
             menu.addAction(action)
         menu = self.menuBar().addMenu("&Health")
@@ -181,7 +190,7 @@ class MainWindow(QMainWindow):
 
     def refresh(self) -> None:
         """Enable every flow's actions for the window's state now."""
-        state = WindowState(self.folder, self.job_status.busy)
+        state = WindowState(self.folder, self.job_status.busy, self.in_use.current)
         for flow in self.flows:
             flow.refresh(state)
 
@@ -189,6 +198,13 @@ class MainWindow(QMainWindow):
         self.center.setCurrentWidget(self.panel)
         self.setWindowTitle(f"{folder.plugin} — {folder.path.name} — fsprec")
         self.refresh()
+
+    def use_models_folder(self, folder: Path) -> None:
+        """Take the models folder a first start found (the user said so)."""
+        self.welcome.offer(None)
+        self.welcome.set_first_start(False)
+        self.browsing.set_root(folder)
+        self.log(f"Models folder: {folder}.")
 
     def switch_as_advised(self, target: str, pins: list[str]) -> None:
         """The Health tab's advice: tick ``pins`` (the model's own for a switch to float32),
@@ -236,5 +252,6 @@ class MainWindow(QMainWindow):
         """Remember the window, cancel running jobs and wait for their threads (whatever they
         still deliver is dropped: the runner no longer owns them)."""
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.in_use.stop()
         self.runner.shutdown()
         super().closeEvent(event)

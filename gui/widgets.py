@@ -1,6 +1,8 @@
 """Small widgets shared by the panels."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
@@ -48,10 +50,12 @@ class LogView(QPlainTextEdit):
 
 
 class WelcomePage(QWidget):
-    """What the window shows before a model is open: what fsprec does, and two ways in."""
+    """What the window shows before a model is open: what fsprec does, and two ways in. On a
+    first start it says what to do, and offers a models folder found on this computer."""
 
     openRequested = Signal()
     demoRequested = Signal()
+    useRequested = Signal(object)  # Path: the offered models folder
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,11 +70,23 @@ class WelcomePage(QWidget):
                       "are never changed, and a backup is kept.\n\nPick a model in the list on "
                       "the left, open a folder, or drop one onto this window.")
         text.setWordWrap(True)
+        self.first_steps = QLabel("Choose the folder that holds your Faceswap models\n"
+                                  "or open the demo model")
+        self.first_steps.setAccessibleName("First steps")
+        font = self.first_steps.font()
+        font.setWeight(QFont.Weight.DemiBold)
+        self.first_steps.setFont(font)
+        self.first_steps.hide()
+        self.use_button = QPushButton()
+        self.use_button.clicked.connect(lambda: self.useRequested.emit(self._offered))
+        self.use_button.hide()
+        self._offered: Path | None = None
         open_button = QPushButton("Open model folder…")
         open_button.clicked.connect(self.openRequested)
         demo_button = QPushButton("Open the demo model")
         demo_button.clicked.connect(self.demoRequested)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.use_button)
         buttons.addWidget(open_button)
         buttons.addWidget(demo_button)
         buttons.addStretch(1)
@@ -79,6 +95,7 @@ class WelcomePage(QWidget):
         content = QVBoxLayout(column)
         content.addWidget(title)
         content.addWidget(text)
+        content.addWidget(self.first_steps)
         content.addLayout(buttons)
         rows = QVBoxLayout(self)
         rows.addStretch(1)
@@ -88,3 +105,24 @@ class WelcomePage(QWidget):
         middle.addStretch(1)
         rows.addLayout(middle)
         rows.addStretch(2)
+
+    def set_first_start(self, first: bool) -> None:
+        """Show (or hide) the two lines that say what to do first."""
+        self.first_steps.setVisible(first)
+
+    def offer(self, folder: Path | None) -> None:
+        """Offer ``folder`` as the models folder ("Use ~/faceswap/models"); None: offer nothing."""
+        self._offered = folder
+        self.use_button.setVisible(folder is not None)
+        if folder is not None:
+            self.use_button.setText(f"Use {home_relative(folder)}")
+            self.use_button.setToolTip(f"List the models in {folder}.")
+            self.use_button.setDefault(True)
+
+
+def home_relative(path: Path) -> str:
+    """``path`` with the home folder written as ``~``."""
+    try:
+        return str(Path("~") / Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)

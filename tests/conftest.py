@@ -125,9 +125,13 @@ def message_boxes(monkeypatch):
 
 
 @pytest.fixture
-def window(no_dangling_threads, gui_settings, message_boxes, qtbot, tmp_path):
-    """The main window with throw-away settings and data folder; closed (jobs joined) after."""
+def window(no_dangling_threads, gui_settings, message_boxes, qtbot, tmp_path, monkeypatch):
+    """The main window with throw-away settings, data folder and home (its first start looks
+    for Faceswap there, never in the user's); closed (jobs joined) after."""
     from fsprec.gui.main_window import MainWindow
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("USERPROFILE", raising=False)
 
     win = MainWindow(gui_settings, data_dir=tmp_path / "appdata")
     qtbot.addWidget(win)

@@ -111,3 +111,120 @@ def test_train_ini_checkbox_updates_faceswap(window, qtbot, copy_fixture, monkey
     assert ini.read_text() == ("[global]\n# Mixed precision\nmixed_precision = True\n"
                                "lowmem = False\n")
     assert "Updated" in window.log_view.toPlainText()
+
+
+# --- partial models: the badge, the marked layers, Make Consistent ----------------------------
+
+@needs_fixtures
+def test_partial_model_is_marked_and_made_consistent(window, qtbot, copy_fixture, monkeypatch):
+    from PySide6.QtCore import Qt as QtRole
+
+    from fsprec.gui.layer_model import Column
+    from test_modelfile import _faceswap_partial_phaze_a
+
+    folder = _faceswap_partial_phaze_a(copy_fixture)
+    partial = open_model(folder).partial
+    dialogs = accept_dialogs(monkeypatch)
+    wait_shown(qtbot, window, lambda: window.open_path(folder))
+    panel = window.panel
+    assert panel.badge.text() == "partly mixed" and partial.reason in panel.badge.toolTip()
+    assert panel.model.partial() == set(partial.layers)
+    index = panel.model.index_of(partial.layers[0]).siblingAtColumn(Column.NAME)
+    assert "makes the model partial" in index.data(QtRole.ItemDataRole.ToolTipRole)
+    assert index.data(QtRole.ItemDataRole.BackgroundRole) is not None
+    action = window.switching.consistent_action
+    assert action.isEnabled() and action in window.menuBar().actions()[1].menu().actions()
+    with qtbot.waitSignal(window.paramsShown, timeout=TIMEOUT_MS):
+        action.trigger()
+    assert dialogs[0].plan.target == "float32" and dialogs[0].plan.changes
+    model = open_model(folder)
+    assert model.partial is None and model.precision == "float32"
+    assert panel.badge.text() == "float32" and not panel.model.partial()
+    assert not action.isEnabled()
+
+
+def test_consistent_model_offers_no_make_consistent(window, qtbot, tmp_path):
+    from factory import make_keras3
+
+    wait_shown(qtbot, window, lambda: window.open_path(make_keras3(tmp_path / "m")))
+    assert not window.switching.consistent_action.isEnabled()
+
+
+# --- the conversion dialog always says what Faceswap will do next -----------------------------
+
+def _faceswap_tree(folder, mixed: bool):
+    (folder / "config").mkdir(parents=True)
+    (folder / "faceswap.py").write_text("# Faceswap\n")
+    ini = folder / "config" / "train.ini"
+    ini.write_text(f"[global]\nmixed_precision = {mixed}\n")
+    return ini
+
+
+@pytest.fixture
+def no_faceswap(monkeypatch, tmp_path):
+    """No Faceswap anywhere fsprec looks (the tests' own home, no variable)."""
+    monkeypatch.delenv("FSPREC_FACESWAP", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("USERPROFILE", raising=False)
+
+
+def test_dialog_says_faceswap_will_keep_it(window, qtbot, tmp_path, monkeypatch, gui_settings,
+                                           no_faceswap):
+    from factory import make_keras3
+
+    _faceswap_tree(tmp_path / "faceswap", mixed=True)
+    gui_settings.faceswap_folder = str(tmp_path / "faceswap")
+    dialogs = accept_dialogs(monkeypatch)
+    folder = make_keras3(tmp_path / "m")
+    wait_shown(qtbot, window, lambda: window.open_path(folder))
+    switch_and_wait(qtbot, window)
+    assert dialogs[0].faceswap_says() == "Faceswap will keep this."
+    assert dialogs[0].locate.isHidden() and dialogs[0].update_ini.isHidden()
+
+
+def test_dialog_finds_faceswap_on_its_own_and_ticks_the_update(window, qtbot, tmp_path,
+                                                               monkeypatch, no_faceswap):
+    from factory import make_keras3
+
+    # The model lives inside the Faceswap tree: found without any setting.
+    ini = _faceswap_tree(tmp_path / "faceswap", mixed=False)
+    folder = make_keras3(tmp_path / "faceswap" / "models" / "m")
+    dialogs = accept_dialogs(monkeypatch)
+    wait_shown(qtbot, window, lambda: window.open_path(folder))
+    switch_and_wait(qtbot, window)
+    dialog = dialogs[0]
+    assert dialog.faceswap_says() == ("Faceswap will switch it back — update train.ini "
+                                      "(recommended)")
+    assert dialog.update_ini.isChecked()
+    assert "mixed_precision = True" in ini.read_text()  # updated, as ticked
+    assert (ini.parent / "train.ini.bk").is_file()
+
+
+def test_locate_saves_the_faceswap_folder_and_plans_again(window, qtbot, tmp_path, monkeypatch,
+                                                          gui_settings, no_faceswap):
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from factory import make_keras3
+    from fsprec.gui.dialogs import ConversionDialog
+
+    faceswap = tmp_path / "elsewhere" / "faceswap"
+    ini = _faceswap_tree(faceswap, mixed=False)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(faceswap))
+    said: list[str] = []
+
+    def exec_(dialog):
+        said.append(dialog.faceswap_says())
+        if dialog.locate.isVisibleTo(dialog):
+            dialog.locate.click()  # chooses ``faceswap`` and ends the dialog
+            return dialog.result()
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ConversionDialog, "exec", exec_)
+    folder = make_keras3(tmp_path / "m")
+    wait_shown(qtbot, window, lambda: window.open_path(folder))
+    switch_and_wait(qtbot, window)
+    assert said[0].startswith("Faceswap not found")
+    assert said[1] == "Faceswap will switch it back — update train.ini (recommended)"
+    assert gui_settings.faceswap_folder == str(faceswap)
+    assert "mixed_precision = True" in ini.read_text()
+    assert open_model(folder).precision == "mixed_float16"

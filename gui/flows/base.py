@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMainWindow, QStyle, QTabWidget, QWidget
 from fsprec.core.modelfile import ModelFolder
 
 from ..dialogs import show_failure, show_refusal
+from ..jobs import InUse
 from ..job_status import JobStatus
 from ..latest_job import LatestJob
 from ..outcomes import Failed, Outcome, Refused
@@ -26,11 +27,17 @@ class WindowState:
 
     folder: ModelFolder | None
     busy: bool
+    in_use: InUse | None = None  # Faceswap trains the open model, or another fsprec writes it
 
     @property
     def idle(self) -> bool:
         """No foreground job is running."""
         return not self.busy
+
+    @property
+    def training(self) -> bool:
+        """Faceswap is training the open model: nothing may rewrite it."""
+        return self.in_use is not None and self.in_use.training
 
 
 @dataclass
@@ -96,6 +103,9 @@ class FlowContext:
         elif isinstance(outcome, Failed):
             self.log(outcome.message)
             show_failure(self.window, outcome)
+
+
+TRAINING_TIP = "Faceswap is training this model; stop training first"
 
 
 class Flow(QObject):

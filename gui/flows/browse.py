@@ -5,6 +5,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from fsprec.core import scan
@@ -17,13 +18,17 @@ from .base import Flow, FlowContext, WindowState
 
 
 class BrowseFlow(Flow):
-    """Keeps the model browser's list of the models folder, scanned on a worker."""
+    """Keeps the model browser's list of the models folder, scanned on a worker; on a first
+    start, looks for Faceswap and its models folder to offer."""
+
+    setupFound = Signal(object)  # Path: a models folder found on a first start, to offer
 
     def __init__(self, ctx: FlowContext, browser: ModelBrowser,
                  open_path: Callable[[Path], None]) -> None:
         super().__init__(ctx)
         self.browser, self.open_path = browser, open_path
         self.scanning = ctx.job(foreground=False, model_bound=False)
+        self.looking = ctx.job(foreground=False, model_bound=False)
         self.root_action = ctx.action("Choose &Models Folder…", self.choose_root,
                                       tip="Choose the folder the model browser lists.")
         self.recent_menu = QMenu("Open &Recent", ctx.window)
@@ -48,6 +53,24 @@ class BrowseFlow(Flow):
         self.browser.set_root(root)
         self.scanning.start("Scanning for models", partial(scan.scan, root),
                             partial(self._scanned, root))
+
+    def look_for_setup(self, home: Path | None = None) -> None:
+        """First start: look for Faceswap under ``home`` (the user's) and its models folder,
+        on a worker. A Faceswap folder found fills the empty Faceswap-folder setting; a models
+        folder found is offered (:attr:`setupFound`), never chosen silently."""
+        self.looking.start("Looking for Faceswap",
+                           partial(jobs.find_setup, home or Path.home()), self._setup_found)
+
+    def _setup_found(self, outcome: Outcome) -> None:
+        if not isinstance(outcome, Done):
+            return  # nothing found is no news on a first start
+        setup: jobs.Setup = outcome.value
+        if setup.faceswap is not None and not self.ctx.settings.faceswap_folder:
+            self.ctx.settings.faceswap_folder = str(setup.faceswap)
+            self.ctx.log(f"Found Faceswap in {setup.faceswap}; its train.ini is checked when "
+                         "you switch a model (Settings to change it).")
+        if setup.models is not None and not self.ctx.settings.models_root:
+            self.setupFound.emit(setup.models)
 
     def rescan(self) -> None:
         """Scan the models folder again."""

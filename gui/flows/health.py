@@ -28,7 +28,7 @@ from fsprec.core.tblog import read_history
 from ..browser import ModelBrowser
 from ..dialogs import RollbackDialog
 from ..outcomes import Cancelled, Done, Outcome, Refused
-from .base import Flow, FlowContext, WindowState
+from .base import TRAINING_TIP, Flow, FlowContext, WindowState
 
 if TYPE_CHECKING:
     from ..health_view import HealthView
@@ -52,6 +52,7 @@ class HealthFlow(Flow):
         self._about: Path | None = None  # the model the tab's report (or check) is about
         self._rolling = False  # a roll back is being planned or run
         self._showing = False
+        self._blocked = ""  # why the view's roll back is disabled now
         self.action = ctx.action(
             "Check Model &Health", self.show, "Ctrl+Shift+H",
             QStyle.StandardPixmap.SP_DialogApplyButton,
@@ -61,6 +62,9 @@ class HealthFlow(Flow):
 
     def refresh(self, state: WindowState) -> None:
         self.action.setEnabled(state.folder is not None)
+        self._blocked = TRAINING_TIP if state.training else ""
+        if self._view is not None:
+            self._view.set_blocked(self._blocked)
 
     def view(self) -> HealthView:
         """The Health tab's view, made on first use."""
@@ -71,6 +75,7 @@ class HealthFlow(Flow):
             view.cancelRequested.connect(self.cancel)
             view.rollbackRequested.connect(self.roll_back)
             view.switchRequested.connect(self.switchRequested)
+            view.set_blocked(self._blocked)
             self._view = view
         return self._view
 

@@ -102,7 +102,7 @@ class ModelFlow(Flow):
         folder = self.folder = opened.folder
         self._params = {}
         self.panel.show_model(folder.plugin, str(folder.path), folder.precision, opened.tree,
-                              opened.pins)
+                              opened.pins, folder.partial)
         self.details.show_model(folder)
         self.details.show_layer(None, None)
         self.ctx.settings.add_recent(folder.path)
@@ -110,6 +110,9 @@ class ModelFlow(Flow):
                      f"{len(folder.eligible)} eligible layer(s).")
         if folder.state_problem:
             self.ctx.log(f"Warning: {folder.state_problem}")
+        if folder.partial:
+            self.ctx.log(f"Partly mixed: {folder.partial.reason}. Model ▸ Make Consistent "
+                         "fixes it.")
         self.counting.start("Counting parameters", partial(jobs.layer_params, folder),
                             self._counted)
         self.shown.emit(folder)

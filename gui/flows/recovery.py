@@ -12,7 +12,7 @@ from fsprec.core.modelfile import ModelFolder
 from ..dialogs import show_nan_report
 from ..layer_panel import LayerPanel
 from ..outcomes import Done, Outcome
-from .base import Flow, FlowContext, WindowState
+from .base import TRAINING_TIP, Flow, FlowContext, WindowState
 
 
 class RecoveryFlow(Flow):
@@ -36,7 +36,9 @@ class RecoveryFlow(Flow):
     def refresh(self, state: WindowState) -> None:
         self.nan_action.setEnabled(state.folder is not None and state.idle)
         self.restore_action.setEnabled(state.folder is not None and state.idle
-                                       and self._can_restore)
+                                       and self._can_restore and not state.training)
+        self.restore_action.setToolTip(TRAINING_TIP if state.training
+                                       else self.restore_action.statusTip())
 
     def model_shown(self, folder: ModelFolder) -> None:
         """Look for a backup of the model now shown."""
