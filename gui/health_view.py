@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -24,6 +24,7 @@ from fsprec.core.tblog import LossHistory
 from .plots import RISK_COLOR, ThemedPlot
 from .theme import (HEALTH_LABELS, SHORT_PRECISION_LABELS, colored_badge_style, dot_icon,
                     health_color, tint)
+from .widgets import verdict_header
 
 SIDE_COLORS = ("#0ea5e9", "#ec4899", "#14b8a6", "#8b5cf6")  # sky, pink, teal, violet
 COLUMNS = ("Version", "Iterations", "Saved", "Precision", "Size", "Health")
@@ -194,18 +195,7 @@ class HealthView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.report: HealthReport | None = None
-        self.badge = QLabel()
-        self.badge.setAccessibleName("Health")
-        self.verdict = QLabel()
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        font = self.verdict.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        font.setWeight(QFont.Weight.DemiBold)
-        self.verdict.setFont(font)
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.badge, self.verdict, self.summary = verdict_header("Health")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.check_all = QPushButton("Check every version")

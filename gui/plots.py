@@ -142,24 +142,18 @@ class ThemedPlot(pg.PlotWidget):
         self.addItem(item)
 
 
-class LayerRangePlot(ThemedPlot):
-    """Each layer's output range (max |x| and smallest non-zero |x|) against float16's limits.
-
-    Log y axis, one x position per measured layer in model order; layers at risk in float16
-    are red. Hovering a point names its layer; clicking one emits ``layerClicked(path)``.
-    """
+class LayerPlot(ThemedPlot):
+    """A plot with one point per layer in one scatter (so hover tips never compete between
+    items): hovering a point names its layer; clicking one emits ``layerClicked(path)``."""
 
     layerClicked = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Activation range per layer (float32 run) against float16's limits",
-                         {"left": "|x|", "bottom": "layer, in model order"}, parent)
+    def __init__(self, title: str, axis_labels: dict[str, str], hover_size: int,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(title, axis_labels, parent)
         self.points: list[LayerPoint] = []
         self.message = ""
-        self.setMinimumHeight(340)
-        self.plotItem.setLogMode(False, True)
-        # One scatter for every point, so hover tips never compete between items.
-        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=13,
+        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=hover_size,
                                           tip=lambda x, y, data: self.points[data].tooltip)
         self.scatter.sigClicked.connect(self._clicked)
 
@@ -168,6 +162,24 @@ class LayerRangePlot(ThemedPlot):
         """Show these layers (``message`` when there are none)."""
         self.points, self.message = points, message
         self.redraw()
+
+    def _clicked(self, _item: pg.ScatterPlotItem, spots: Sequence, _event: object) -> None:
+        if len(spots):
+            self.layerClicked.emit(self.points[spots[0].data()].path)
+
+
+class LayerRangePlot(LayerPlot):
+    """Each layer's output range (max |x| and smallest non-zero |x|) against float16's limits.
+
+    Log y axis, one x position per measured layer in model order; layers at risk in float16
+    are red. Hovering a point names its layer; clicking one emits ``layerClicked(path)``.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Activation range per layer (float32 run) against float16's limits",
+                         {"left": "|x|", "bottom": "layer, in model order"}, 13, parent)
+        self.setMinimumHeight(340)
+        self.plotItem.setLogMode(False, True)
 
     def draw(self, text: QColor) -> None:
         if not self.points:
@@ -250,11 +262,6 @@ class LayerRangePlot(ThemedPlot):
         self.getAxis("left").setTicks([[(e, power_of_ten(e)) for e in decades if e % step == 0],
                                        [(e, "") for e in decades]])
 
-    def _clicked(self, _item: pg.ScatterPlotItem, spots: Sequence, _event: object) -> None:
-        if len(spots):
-            self.layerClicked.emit(self.points[spots[0].data()].path)
-
-
 def layer_ticks(plot: ThemedPlot, count: int) -> None:
     """Whole layer numbers on the bottom axis (pyqtgraph picks halves for a few layers)."""
     if count <= 12:
@@ -268,29 +275,14 @@ def point_color(point: LayerPoint) -> QColor:
     return WARN_COLOR if point.risk else policy_color("float32")
 
 
-class UnderflowPlot(ThemedPlot):
+class UnderflowPlot(LayerPlot):
     """Per layer, the share of non-zero values that flush to zero in float16 (dots) and that
     are subnormal (faint triangles), against the share past which a layer is flagged."""
 
-    layerClicked = Signal(str)
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Underflow per layer: non-zero values that flush to zero in float16",
-                         {"left": "% of non-zero values",
-                                          "bottom": "layer, in model order"}, parent)
-        self.points: list[LayerPoint] = []
-        self.message = ""
-        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=11,
-                                          tip=lambda x, y, data: self.points[data].tooltip)
-        self.scatter.sigClicked.connect(
-            lambda _item, spots, _ev: len(spots) and self.layerClicked.emit(
-                self.points[spots[0].data()].path))
-
-    def set_points(self, points: list[LayerPoint],
-                   message: str = "No layer produced values.") -> None:
-        """Show these layers (``message`` when there are none)."""
-        self.points, self.message = points, message
-        self.redraw()
+                         {"left": "% of non-zero values", "bottom": "layer, in model order"},
+                         11, parent)
 
     def draw(self, text: QColor) -> None:
         if not self.points:

@@ -20,7 +20,7 @@ and ``cancelRequested()``.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QFont, QPalette
+from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
@@ -29,6 +29,7 @@ from fsprec.core.validate.result import CPU_NO_TRAINING, STATUS_LABELS, Validati
 from .plots import (BarPlot, CurvePlot, LayerRangePlot, UnderflowPlot, output_error_series,
                     paired_series, training_series)
 from .theme import PRECISION_LABELS, colored_badge_style, policy_color, verdict_color
+from .widgets import verdict_header
 from .validation_data import (PENDING, layer_points, memory_bars, output_errors, run_summary,
                               speed_bars, training_curves)
 
@@ -64,18 +65,7 @@ class ValidationView(QWidget):
         self.running = False
         self.stageMeasured.connect(self.show_stage)
         self.etaChanged.connect(self.show_eta)
-        self.badge = QLabel()
-        self.badge.setAccessibleName("Verdict")
-        self.verdict = QLabel()
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        font = self.verdict.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        font.setWeight(QFont.Weight.DemiBold)
-        self.verdict.setFont(font)
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.badge, self.verdict, self.summary = verdict_header("Verdict")
         self.apply_pins = QPushButton()
         self.apply_pins.clicked.connect(self._apply_pins)
         self.cancel_button = QPushButton("Cancel")

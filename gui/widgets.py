@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QResizeEvent
+from PySide6.QtGui import QFont, QPalette, QResizeEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
@@ -126,3 +126,21 @@ def home_relative(path: Path) -> str:
         return str(Path("~") / Path(path).relative_to(Path.home()))
     except ValueError:
         return str(path)
+
+
+def verdict_header(name: str) -> tuple[QLabel, QLabel, QLabel]:
+    """The top of a result view: a badge (accessible as ``name``), the verdict sentence (larger,
+    bold, selectable) and a quieter summary line."""
+    badge = QLabel()
+    badge.setAccessibleName(name)
+    verdict = QLabel()
+    verdict.setWordWrap(True)
+    verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    font = verdict.font()
+    font.setPointSizeF(font.pointSizeF() * 1.15)
+    font.setWeight(QFont.Weight.DemiBold)
+    verdict.setFont(font)
+    summary = QLabel()
+    summary.setWordWrap(True)
+    summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return badge, verdict, summary
