@@ -153,6 +153,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if not plan.update_train_ini and plan.next_start is not None:
             start = plan.next_start
             hint = f" (--update-train-ini {start.train_ini})" if start.can_update else ""
+            if start.verdict == "not_found":
+                hint = f" Give its folder with --faceswap or ${FACESWAP_ENV}."
             print(f"{start.line}{hint}")
     return 0
 

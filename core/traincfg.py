@@ -171,8 +171,7 @@ def next_start(target_mixed: bool, model_dir: str | Path | None = None,
     if folder is None:
         return NextStart("not_found", "Faceswap not found: it may switch this model back at "
                          "its next start unless its train.ini has mixed_precision "
-                         f"{target_mixed} (give its folder with --faceswap or "
-                         f"${FACESWAP_ENV}).")
+                         f"{target_mixed}.")
     ini_path = folder / "config" / "train.ini"
     if not ini_path.is_file() and not is_faceswap_tree(folder):
         raise FsprecError(f"{folder} is not a Faceswap folder (no faceswap.py and config/).")

@@ -76,6 +76,7 @@ def test_next_start_says_keep_or_switch_back(tmp_path, no_install, ini_mixed, ta
 def test_next_start_without_faceswap_or_train_ini(tmp_path, no_install):
     start = traincfg.next_start(True, tmp_path)
     assert start.verdict == "not_found" and start.line.startswith("Faceswap not found")
+    assert "--" not in start.line  # core's sentence is shown by the GUI too: no CLI flags
     faceswap_tree(tmp_path / "faceswap", mixed=None)  # never started: Faceswap's default, off
     start = traincfg.next_start(True, tmp_path)
     assert start.verdict == "switch_back" and not start.can_update
@@ -106,6 +107,8 @@ def test_convert_always_prints_what_faceswap_will_do(tmp_path, monkeypatch, caps
     expected = {"none": "Faceswap not found", "beside": "Faceswap will switch the model back",
                 "env": "Faceswap will keep this"}[where]
     assert sum(line.startswith(expected) for line in out) == 1, out
+    if where == "none":  # the command line says how to tell it where Faceswap is
+        assert any("--faceswap" in line for line in out if line.startswith(expected)), out
     assert main(["convert", str(folder), "--to", "mixed_float16"]) == 0  # already: no change
     out = capsys.readouterr().out.splitlines()
     assert sum(line.startswith(expected) for line in out) == 1, out
