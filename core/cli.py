@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_closed_pipe()
         return 0
-    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - one sentence, never a traceback
+    except (Exception, KeyboardInterrupt) as err:  # one sentence, never a traceback
         return _report_failure(err, args.verbose)
 
 

@@ -92,7 +92,7 @@ def _visit(path: str, fmt: str) -> None:
                         if item is not None and addr not in seen:
                             seen.add(addr)
                             stack.append(item)
-    except BaseException as err:  # noqa: BLE001 - reported by the parent's own read
+    except BaseException as err:  # reported by the parent's own read
         _note(err)
     os._exit(_TOO_BIG if _memory_errors else 0)
 
@@ -119,7 +119,7 @@ def _note(err: BaseException) -> None:
 def _quiet(read, default=None):
     try:
         return read()
-    except Exception as err:  # noqa: BLE001 - the child only looks for crashes
+    except Exception as err:  # the child only looks for crashes
         _note(err)
         return default
 

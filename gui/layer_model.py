@@ -318,7 +318,7 @@ class LayerFilterProxy(QSortFilterProxyModel):
         self._only_eligible = False
         self._only_pinned = False
 
-    def setSourceModel(self, model: QAbstractItemModel) -> None:  # noqa: N802 (Qt name)
+    def setSourceModel(self, model: QAbstractItemModel) -> None:  # Qt name
         super().setSourceModel(model)
         if isinstance(model, LayerTreeModel):
             model.pinsChanged.connect(self._pins_changed)
@@ -349,7 +349,7 @@ class LayerFilterProxy(QSortFilterProxyModel):
         if self._only_pinned:
             self._refilter(lambda: None)
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if not self.active:
             return True
         source = self.sourceModel()

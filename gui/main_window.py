@@ -230,11 +230,11 @@ class MainWindow(QMainWindow):
         """Show the About box."""
         show_about(self, self.settings, self.validation.last_runtime)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt name
         if self._dropped_folder(event) is not None:
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt name)
+    def dropEvent(self, event: QDropEvent) -> None:  # Qt name
         folder = self._dropped_folder(event)
         if folder is not None:
             event.acceptProposedAction()
@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
             return path if path.is_dir() else None
         return None
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt name
         """Remember the window, cancel running jobs and wait for their threads (whatever they
         still deliver is dropped: the runner no longer owns them)."""
         self.settings.save_window_state(self.saveGeometry(), self.saveState())

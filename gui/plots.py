@@ -72,7 +72,7 @@ class ThemedPlot(pg.PlotWidget):
         """Back to the view the plot drew."""
         self.redraw()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt name)
+    def wheelEvent(self, event: QWheelEvent) -> None:  # Qt name
         """Ctrl+wheel zooms; the plain wheel scrolls the page the plot sits on."""
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(event)
@@ -85,11 +85,11 @@ class ThemedPlot(pg.PlotWidget):
         else:  # the graphics view stops an ignored wheel event; hand it to the page
             QApplication.sendEvent(page.verticalScrollBar(), event)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+    def sizeHint(self) -> QSize:  # Qt name
         """As small as readable: layouts and scroll areas give plots the room there is."""
         return QSize(320, self.minimumHeight())
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
+    def changeEvent(self, event: QEvent) -> None:  # Qt name
         super().changeEvent(event)
         themed = event.type() in (QEvent.Type.PaletteChange,
                                   QEvent.Type.ApplicationPaletteChange)

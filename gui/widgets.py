@@ -27,7 +27,7 @@ class ElidedLabel(QLabel):
         """The text before elision."""
         return self._full
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # Qt name
         super().resizeEvent(event)
         self._elide()
 
@@ -45,7 +45,7 @@ class LogView(QPlainTextEdit):
         self.setMaximumBlockCount(2000)
         self.setAccessibleName("Log")
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+    def sizeHint(self) -> QSize:  # Qt name
         return QSize(600, 3 * self.fontMetrics().lineSpacing() + 12)
 
 

@@ -344,7 +344,7 @@ def _loads(folder: Path) -> str | None:
             with zipfile.ZipFile(model.model_file) as archive:
                 if archive.testzip() is not None:
                     return "a member fails its CRC"
-    except Exception as err:  # noqa: BLE001 - any failure is the finding
+    except Exception as err:  # any failure is the finding
         return f"{type(err).__name__}: {err}"
     return None
 

@@ -13,6 +13,6 @@ def ensure_backend() -> str:
     then; afterwards the backend Keras already runs on is returned.
     """
     os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
-    import keras  # noqa: PLC0415 (the first import must follow the variable)
+    import keras  # lazy: the first import must follow the variable
 
     return keras.backend.backend()

@@ -46,9 +46,9 @@ def load_keras_model(folder: str | Path, policy: str | None = None, safe_mode: b
     if not allow_lambda:
         _refuse_lambda(model, config)
     ensure_backend()
-    import keras  # noqa: PLC0415 (after the backend is chosen)
+    import keras  # lazy: after the backend is chosen
 
-    from . import compat  # noqa: PLC0415 (imports Keras)
+    from . import compat  # lazy: imports Keras
 
     objects = faceswap_objects(faceswap_dir) if faceswap_dir else compat.custom_objects()
     compat.register(objects)
@@ -68,7 +68,7 @@ def load_keras_model(folder: str | Path, policy: str | None = None, safe_mode: b
 def _build(model: ModelFolder, config: dict[str, Any], objects: dict[str, type],
            safe_mode: bool) -> keras.Model:
     """Build ``config`` and load the folder's weights into it."""
-    import keras  # noqa: PLC0415
+    import keras  # lazy: after the backend is chosen
 
     if model.format == "keras3":
         built = keras.saving.deserialize_keras_object(config, custom_objects=objects,
@@ -87,7 +87,7 @@ def _faceswap3_transposed_convolutions(config: dict[str, Any], objects: dict[str
     """``config`` with its Conv2DTranspose layers built as the compat class that aligns their
     output as Faceswap 3 (Keras 3.14 on torch) trained them; ``config`` itself when it has
     none. Adds the class to ``objects``."""
-    from .compat.convolution import Conv2DTranspose  # noqa: PLC0415 (imports Keras)
+    from .compat.convolution import Conv2DTranspose  # lazy: imports Keras
 
     if not any(e.get("class_name") == "Conv2DTranspose"
                for _, e in iter_leaves(config["config"]["layers"])):

@@ -16,13 +16,13 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, os.getcwd())
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import lib.model.initializers as fs_init  # noqa: E402
-import lib.model.layers as fs_layers  # noqa: E402
-import lib.model.normalization as fs_norm  # noqa: E402
-from fsprec.core.keras import compat  # noqa: E402
+import lib.model.initializers as fs_init
+import lib.model.layers as fs_layers
+import lib.model.normalization as fs_norm
+from fsprec.core.keras import compat
 
 RNG = np.random.default_rng(0)
 IMAGE = (RNG.standard_normal((2, 8, 8, 64)) * 3).astype("float32")

@@ -16,11 +16,11 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, os.getcwd())
 
-import keras  # noqa: E402
+import keras
 
-from fsprec.core.keras import compat  # noqa: E402
-from fsprec.core.keras.upgrade import upgrade_config  # noqa: E402
-from plugins.train.model._base.update import Legacy  # noqa: E402
+from fsprec.core.keras import compat
+from fsprec.core.keras.upgrade import upgrade_config
+from plugins.train.model._base.update import Legacy
 
 
 def faceswap_upgrade(path: str) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..backend import ensure_backend
 
 ensure_backend()
-import keras  # noqa: E402 (after the backend is chosen)
+import keras  # after the backend is chosen
 
 from .initializers import INITIALIZERS, ICNR, ConvolutionAware
 from .layers import (LAYERS, GlobalMinPooling2D, GlobalStdDevPooling2D, KResizeImages,
