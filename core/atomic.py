@@ -134,6 +134,21 @@ def stage_backup(source: Path, backup: Path) -> Path:
     return tmp
 
 
+@contextmanager
+def staged(moves: list[tuple[Path, Path]], doing: str) -> Iterator[None]:
+    """While temp files are staged for ``moves``: on any failure remove them all, and say an
+    OSError as one sentence ("``doing`` failed (...); nothing was changed.")."""
+    try:
+        yield
+    except BaseException as err:
+        for tmp, _ in moves:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise FsprecError(f"{doing} failed ({err.strerror or err}); nothing was "
+                              "changed.") from err
+        raise
+
+
 def check_writable(folder: Path) -> None:
     """Raise a clear error when files cannot be created in ``folder``."""
     probe = folder / f".fsprec-write-test.{_TOKEN}{TMP_SUFFIX}"

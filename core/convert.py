@@ -409,7 +409,7 @@ def _write_all(plan_: Plan, task: Task) -> None:
     target_model = dest / model.model_file.name
     target_state = faceswap.state_file(dest, model.plugin)
     moves = [(atomic.temp_path(target_model), target_model)]
-    try:
+    with atomic.staged(moves, "Writing"):
         task.check()
         if model.format == "keras3":
             _write_keras3(model.model_file, target_model, plan_.config, task)
@@ -428,13 +428,6 @@ def _write_all(plan_: Plan, task: Task) -> None:
         task.check()
         task.progress("Switching", 0, 1)
         atomic.commit(dest, moves)
-    except BaseException as err:
-        for tmp, _ in moves:
-            tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise FsprecError(f"Writing failed ({err.strerror or err}); nothing was "
-                              "changed.") from err
-        raise
 
 
 def _report(plan_: Plan) -> Result:

@@ -218,7 +218,7 @@ def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
     total = sum(p.stat().st_size for p in plan_.sources)
     atomic.check_free_space(plan_.model_dir, total + _MARGIN)
     moves: list[tuple[Path, Path]] = []
-    try:
+    with atomic.staged(moves, "Copying"):
         done = 0
         for source, target in zip(plan_.sources, plan_.targets, strict=True):
             done = _copy(source, target, task, done, total)
@@ -231,13 +231,6 @@ def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
                 atomic.replace(atomic.stage_backup(path, archive / path.name),
                                archive / path.name)
         atomic.fsync_dir(archive)
-    except BaseException as err:
-        for tmp, _ in moves:
-            tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise FsprecError(f"Copying failed ({err.strerror or err}); nothing was "
-                              "changed.") from err
-        raise
     stale = [p for p in plan_.archived if p not in {target for _, target in moves}]
     atomic.commit(plan_.model_dir, moves)
     for path in stale:  # what the version has no counterpart of: already archived, or a
