@@ -5,6 +5,8 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,33 @@ HAVE_FIXTURES = (FIXTURES / "fs3").is_dir()
 needs_fixtures = pytest.mark.skipif(
     not HAVE_FIXTURES, reason=f"shared Faceswap fixtures not found at {FIXTURES} "
                               "(set FSPREC_FIXTURES)")
+
+
+FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
+QT = ("PySide6", "shiboken6", "pyqtgraph")
+
+
+def import_blocker(names: tuple[str, ...]) -> str:
+    """Python code to run first in a child: importing any of ``names`` then raises
+    ("blocked: NAME ..."), so a hidden import on a path that must not need it fails loudly."""
+    return ("import importlib.abc, sys\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name.split('.')[0] in {tuple(names)!r}:\n"
+            "            raise ImportError(f'blocked: {name} imported on a path that must not "
+            "need it')\n"
+            "sys.meta_path.insert(0, Block())\n")
+
+
+def run_cli_blocked(argv: list[str], env: dict[str, str] | None = None
+                    ) -> subprocess.CompletedProcess:
+    """``fsprec ARGV`` in a child process where Keras, its backends and Qt cannot be imported."""
+    code = import_blocker(FRAMEWORKS + QT) + (
+        "from fsprec.core.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", code, *map(str, argv)],
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                               **(env or {})},
+                          cwd=REPO, capture_output=True, text=True, check=False)
 
 
 def fixture_names(kind: str) -> list[str]:

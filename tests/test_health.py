@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, copy_tree, fixture_path, needs_fixtures
+from conftest import copy_tree, fixture_path, needs_fixtures, run_cli_blocked
 from health_factory import (BACKUP_NAN, BIAS_INF, KERNEL_NAN, OVERFLOW, UNDERFLOW, make_history,
                             plant)
 from fsprec.core import health, nanscan
@@ -233,26 +231,14 @@ def test_cli_health_bad_input_exits_2(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
 
 
-_BLOCKED = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"keras", "tensorflow", "torch", "jax", "PySide6", "pyqtgraph"}:
-            raise ImportError(f"{name} is blocked in this test")
-sys.meta_path.insert(0, Block())
-from fsprec.core.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def test_health_and_rollback_work_without_tensorflow_keras_or_qt(tmp_path):
     history = make_history(tmp_path, live_damaged=False)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
-           "FSPREC_CACHE_DIR": str(tmp_path / "cache")}
-    for argv, code in ((["health", str(history.model_dir), "--json"], 0),
-                       (["rollback", str(history.model_dir), "--to", "snapshot-5", "--yes"], 0)):
-        run = subprocess.run([sys.executable, "-c", _BLOCKED, *argv], env=env, cwd=REPO,
-                             capture_output=True, text=True)
+    env = {"FSPREC_CACHE_DIR": str(tmp_path / "cache")}
+    for argv, code in ((["health", history.model_dir, "--json"], 0),
+                       (["rollback", history.model_dir, "--to", "snapshot-5", "--yes"], 0)):
+        run = run_cli_blocked(argv, env)
         assert run.returncode == code, run.stderr
         if argv[0] == "health":
             assert json.loads(run.stdout)["loss"]["sessions"][0]["last_iteration"] == 12

@@ -2,38 +2,23 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
 
 import h5py
 import numpy as np
 
+from conftest import run_cli_blocked
 from factory import make_keras3
 from fsprec.core import open_model
 from fsprec.core.archive import MemberWindow
 
-BLOCKER = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"keras", "tensorflow", "torch", "jax", "PySide6", "pyqtgraph"}:
-            raise ImportError(f"{name} is blocked in this test")
-sys.meta_path.insert(0, Block())
-from fsprec.core.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def test_cli_works_without_keras_or_qt(tmp_path):
     folder = make_keras3(tmp_path / "m")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for argv in (["inspect", str(folder)], ["convert", str(folder), "--to", "mixed_float16",
-                                            "--yes"], ["nan-scan", str(folder)],
-                 ["scan", str(tmp_path)], ["restore", str(folder)]):
-        run = subprocess.run([sys.executable, "-c", BLOCKER, *argv], env=env,
-                             capture_output=True, text=True)
+    for argv in (["inspect", folder], ["convert", folder, "--to", "mixed_float16", "--yes"],
+                 ["nan-scan", folder], ["scan", tmp_path], ["restore", folder]):
+        run = run_cli_blocked(argv)
         assert run.returncode == 0, run.stderr
     assert open_model(folder).precision == "float32"  # restored
 

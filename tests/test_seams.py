@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, fixture_path
-
-FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
+from conftest import FRAMEWORKS, REPO, fixture_path, import_blocker
 
 # Runs first in the child: importing any framework raises, so a hidden import fails loudly.
-BLOCKER = f"""
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {FRAMEWORKS!r}:
-            raise ImportError(f"blocked: {{name}} imported on a path that must not need it")
-sys.meta_path.insert(0, Block())
-"""
+BLOCKER = import_blocker(FRAMEWORKS)
 
 
 def run_blocked(code: str, tmp_path: Path, timeout: int = 120) -> subprocess.CompletedProcess:
