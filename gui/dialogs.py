@@ -34,6 +34,16 @@ PRESET_WORDS = (f"Quick on a CPU: batch {QUICK.batch}, no training check (float1
                 f"there). Full on a GPU: batch {FULL.batch}, {FULL.steps} training steps.")
 
 
+def confirm_buttons(dialog: QDialog, action: str) -> QDialogButtonBox:
+    """``action`` (the default button, accepts) and Cancel, for a confirmation dialog."""
+    buttons = QDialogButtonBox()
+    buttons.addButton(action, QDialogButtonBox.ButtonRole.AcceptRole).setDefault(True)
+    buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 class ConversionDialog(QDialog):
     """Shows what a switch will do (core's ``Plan.summary()``), always says what Faceswap will
     do at its next start (:attr:`Plan.next_start`), and asks to go ahead.
@@ -79,13 +89,7 @@ class ConversionDialog(QDialog):
                                "faceswap.py); fsprec remembers it and checks again.")
         self.locate.clicked.connect(self._locate)
         self._fill_faceswap(layout)
-        buttons = QDialogButtonBox()
-        ok = buttons.addButton("Switch", QDialogButtonBox.ButtonRole.AcceptRole)
-        ok.setDefault(True)
-        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(confirm_buttons(self, "Switch"))
 
     def _fill_faceswap(self, layout: QVBoxLayout) -> None:
         """The Faceswap row: keep, switch back (with the train.ini box), or not found."""
@@ -151,13 +155,7 @@ class RollbackDialog(QDialog):
         summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         summary.setMinimumWidth(460)
         layout.addWidget(summary)
-        buttons = QDialogButtonBox()
-        ok = buttons.addButton("Roll back", QDialogButtonBox.ButtonRole.AcceptRole)
-        ok.setDefault(True)
-        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(confirm_buttons(self, "Roll back"))
 
 
 class SettingsDialog(QDialog):
