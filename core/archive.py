@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import mmap
 import os
 import struct
 import tempfile
@@ -164,35 +165,55 @@ def _inflated(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Bi
     return out
 
 
-def check_crc(path: Path, name: str, cancelled: CancelCheck = lambda: False) -> None:
-    """Raise :class:`FsprecError` unless member ``name``'s bytes match its stored CRC."""
-    with open_zip(path) as archive:
-        info = archive.getinfo(name)
-        if info.compress_type != zipfile.ZIP_STORED:
-            _check_compressed(path, [info], cancelled)
-            return
-        with open(path, "rb") as handle:
+def check_crcs(path: Path, names: list[str] | None = None, skip: str = "",
+               cancelled: CancelCheck = lambda: False, mapped: bool = False) -> None:
+    """Raise :class:`FsprecError` unless each member (``names``, or all but ``skip``) matches
+    its stored CRC. ``mapped`` sums stored members through a memory map (no copy of the
+    bytes: a read at memory speed); only in a child process, where a file truncated meanwhile
+    ends the child (``SIGBUS``) rather than the caller (see :mod:`.h5guard`)."""
+    with open_zip(path) as archive, open(path, "rb") as handle:
+        infos = [archive.getinfo(n) for n in names] if names is not None else [
+            i for i in archive.infolist() if i.filename != skip]
+        size = os.fstat(handle.fileno()).st_size
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                continue
             start = data_offset(handle, info)
-            if _crc_of(handle.fileno(), start, info.compress_size) != info.CRC:
-                raise FsprecError(f"{name} in {path.name} is damaged (CRC mismatch).")
+            if start + info.compress_size > size:
+                raise FsprecError(f"{path.name} is truncated: {info.filename} is incomplete.")
+            checksum = (_mapped_crc(handle.fileno(), start, info.compress_size, cancelled)
+                        if mapped else _crc_of(handle.fileno(), start, info.compress_size))
+            if checksum != info.CRC:
+                raise FsprecError(f"{info.filename} in {path.name} is damaged (CRC mismatch).")
+        _check_compressed(path, [i for i in infos if i.compress_type != zipfile.ZIP_STORED],
+                          cancelled)
+
+
+def _mapped_crc(fd: int, start: int, length: int, cancelled: CancelCheck) -> int:
+    """crc32 of a byte range, mapped :data:`KERNEL_CHUNK` bytes at a time (so the address
+    space stays small under the guard's memory cap)."""
+    checksum, offset, end = 0, start, start + length
+    while offset < end:
+        if cancelled():
+            raise Cancelled("Cancelled; nothing was changed.")
+        base = offset - offset % mmap.ALLOCATIONGRANULARITY
+        size = min(KERNEL_CHUNK, end - base)
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ, offset=base) as view, \
+                memoryview(view) as data:
+            checksum = zlib.crc32(data[offset - base:], checksum)
+        offset = base + size
+    return checksum
 
 
 def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress: Progress,
-                total: int, cancelled: CancelCheck, crc: bool) -> tuple[int, int]:
-    """Copy ``length`` bytes of ``src`` from offset ``start`` to the end of ``dst``.
-
-    Returns (source offset reached, crc32 of the bytes when ``crc``). Where the OS can copy
-    file ranges in the kernel (Linux), it does, while a second thread checks the CRC.
-    """
-    if length and hasattr(os, "copy_file_range") and hasattr(os, "pread") and fast_paths():
-        with ThreadPoolExecutor(1) as pool:
-            checksum = pool.submit(_crc_of, src.fileno(), start, length) if crc else None
-            if _kernel_copy(src, dst, start, length, progress, total, cancelled):
-                return start + length, checksum.result() if checksum else 0
-            if checksum:
-                checksum.cancel()
+                total: int, cancelled: CancelCheck) -> int:
+    """Copy ``length`` bytes of ``src`` from offset ``start`` to the end of ``dst``, in the
+    kernel where the OS can copy file ranges (Linux); returns the source offset reached."""
+    if length and hasattr(os, "copy_file_range") and fast_paths() and _kernel_copy(
+            src, dst, start, length, progress, total, cancelled):
+        return start + length
     src.seek(start)
-    checksum_value, done, end = 0, start, start + length
+    done, end = start, start + length
     while done < end:
         if cancelled():
             raise Cancelled("Cancelled; nothing was changed.")
@@ -200,11 +221,9 @@ def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress:
         if not chunk:
             raise FsprecError("The model file ended early while copying (truncated file?).")
         dst.write(chunk)
-        if crc:
-            checksum_value = zlib.crc32(chunk, checksum_value)
         done += len(chunk)
         progress(done, total)
-    return done, checksum_value
+    return done
 
 
 def _pread(fd: int, count: int, offset: int) -> bytes:
@@ -273,18 +292,15 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
     """Write to ``dst`` a copy of the zip ``src_path`` whose member ``name`` holds ``data``.
 
     Members keep their order, names, dates and compression; all but ``name`` are copied raw.
-    Stored members are CRC-checked on the way, so a damaged source is never passed on.
+    The bytes are not checked here: the caller proves the copied members' CRCs
+    (:func:`check_crcs`; a conversion has the guard's child do it while this copies).
     """
     total = src_path.stat().st_size
-    with open_zip(src_path) as zin, open(src_path, "rb") as fsrc, \
-            ThreadPoolExecutor(1) as checker:
+    with open_zip(src_path) as zin, open(src_path, "rb") as fsrc:
         infos = zin.infolist()
         if name not in zin.NameToInfo:
             raise FsprecError(f"{src_path.name} has no {name} member.")
         ends = sorted({i.header_offset for i in infos} | {_central_dir_offset(zin, total)})
-        compressed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED
-                      and i.filename != name]
-        inflating = checker.submit(_check_compressed, src_path, compressed, cancelled)
         with zipfile.ZipFile(dst, "w") as zout:
             for info in infos:
                 start = info.header_offset
@@ -304,34 +320,29 @@ def rewrite_member(src_path: Path, dst: BinaryIO, name: str, data: bytes,
                 raw.header_offset = zout.fp.tell()
                 body = data_offset(fsrc, info)
                 zout.fp.write(_read_exact(fsrc, start, body - start))
-                stored = info.compress_type == zipfile.ZIP_STORED
-                done, checksum = _copy_range(fsrc, zout.fp, body, info.compress_size, progress,
-                                             total, cancelled, crc=stored)
-                if stored and checksum != info.CRC:
-                    raise FsprecError(f"{info.filename} in {src_path.name} is damaged "
-                                      "(CRC mismatch); nothing was changed.")
+                done = _copy_range(fsrc, zout.fp, body, info.compress_size, progress, total,
+                                   cancelled)
                 tail = end - done  # a data descriptor, if any
                 if tail < 0:
                     raise FsprecError(f"{info.filename} in {src_path.name} overlaps the next "
                                       "member (damaged zip); nothing was changed.")
-                _copy_range(fsrc, zout.fp, done, tail, progress, total, cancelled, crc=False)
+                _copy_range(fsrc, zout.fp, done, tail, progress, total, cancelled)
                 zout.filelist.append(raw)
                 zout.NameToInfo[raw.filename] = raw
                 zout.start_dir = zout.fp.tell()
-        inflating.result()
         progress(total, total)
 
 
 def _check_compressed(path: Path, infos: list[zipfile.ZipInfo], cancelled: CancelCheck) -> None:
-    """Inflate each compressed member once (in a worker thread, while the copy runs) so that
-    a CRC error in a member copied raw is found before the copy is used."""
+    """Inflate each compressed member once, so that a CRC error in a member copied raw is
+    found before the copy is used."""
     with zipfile.ZipFile(path) as archive:
         for info in infos:
             try:
                 with archive.open(info) as member:
                     while member.read(CHUNK):
                         if cancelled():
-                            return
+                            raise Cancelled("Cancelled; nothing was changed.")
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
                     OSError) as err:
                 raise FsprecError(f"{info.filename} in {path.name} is damaged ({err}); "

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__, atomic, convert, failures, lock, nanscan, procs, restore, scan
+from . import __version__, atomic, convert, failures, lock, procs, restore, scan
 from .layers import POLICIES
 from .modelfile import open_model
 from .task import Task
@@ -131,7 +131,8 @@ def _confirm(plan: convert.Plan) -> bool:
 def cmd_convert(args: argparse.Namespace) -> int:
     plan = convert.plan(args.dir, args.to, args.pin or (), out_dir=args.out,
                         backup=not args.no_backup, train_ini=args.update_train_ini or None,
-                        update_train_ini=bool(args.update_train_ini), faceswap=args.faceswap)
+                        update_train_ini=bool(args.update_train_ini), faceswap=args.faceswap,
+                        wait=not (args.yes or args.json))  # else run() waits for the weights
     if plan.nothing_to_do:
         print("\n".join(plan.summary()))
         return 0
@@ -170,6 +171,8 @@ def _next_start_json(plan: convert.Plan) -> dict[str, Any] | None:
 
 
 def cmd_nan_scan(args: argparse.Namespace) -> int:
+    from . import nanscan  # numpy: loaded for this command only
+
     report = _run_task(lambda task: nanscan.scan_weights(args.dir, task))
     if args.json:
         _print_json(report.to_json())

@@ -5,7 +5,9 @@
 
 1. the new model is written to a temp file beside the original: ``config.json`` replaced, every
    other member copied raw (``.keras``), or a byte copy with ``model_config`` rewritten
-   (``.h5``); the temp file is fsynced and verified (config re-read, untouched members' CRCs);
+   (``.h5``); the temp file is fsynced and verified (config re-read, untouched members' CRCs).
+   Meanwhile the guard's child process (:mod:`.h5guard`, started by :func:`plan`) reads the
+   weights' HDF5 and proves every copied member's CRC; its answer is awaited before step 2;
 2. Faceswap-style ``.bk`` backups of model and state (hard links: no second copy);
 3. model and state are replaced through a journal (all or nothing across a crash);
 4. optionally Faceswap's ``train.ini`` is updated.
@@ -15,28 +17,19 @@ Cancel is honoured until step 3; a cancelled or failed job leaves the folder as 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
-import numpy as np
-
-from . import atomic, faceswap, lock, procs, traincfg
-from .archive import CHUNK, open_zip, rewrite_member
+from . import atomic, faceswap, h5guard, lock, procs, traincfg
+from .archive import open_zip, rewrite_member
 from .config import entry_name, iter_leaves
 from .errors import FsprecError
 from .layers import MIXED_POLICIES, POLICIES, kept_float32_reason
-from .modelfile import (CONFIG_MEMBER, ModelFolder, find_model_file, open_model, plugin_of,
-                        read_config)
+from .modelfile import CONFIG_MEMBER, ModelFolder, find_model_file, open_model, plugin_of
 from .precision import changed_layers, switch_precision
 from .state import State
 from .task import Task
-from .weights import H5_ERRORS
 
 _MARGIN = 4 * 1024 * 1024
 
@@ -167,12 +160,14 @@ def _new_state(model: ModelFolder, target: str) -> State | None:
 def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
          out_dir: str | Path | None = None, backup: bool = True,
          train_ini: str | Path | None = None, update_train_ini: bool = False,
-         faceswap: str | Path | None = None) -> Plan:
+         faceswap: str | Path | None = None, wait: bool = True) -> Plan:
     """Check a conversion and compute its result; raises :class:`FsprecError` on bad input.
 
     ``train_ini`` is the Faceswap folder (or its train.ini) to read and, with
     ``update_train_ini``, to update; ``faceswap`` (the GUI's setting) only helps find Faceswap
     for :attr:`Plan.next_start`, which otherwise searches as :func:`traincfg.find_faceswap`.
+    ``wait=False`` returns before the guard's child has finished reading the weights (a
+    conversion run at once: :func:`run` waits for it before it commits, and refuses then).
     """
     if target not in POLICIES:
         raise FsprecError(f"Unknown precision {target!r}; choose one of {', '.join(POLICIES)}.")
@@ -180,11 +175,9 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     notes = recover(folder)
     prints = _fingerprint(folder)
     model = open_model(folder)
+    model.reading(crc=True)  # the child reads the weights while the plan is computed
     if model.state_problem and model.state_file is not None:
         raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
-    if not model.weights.weights and model.leaves(with_params=False):
-        raise FsprecError(f"{model.model_file.name} holds no weights for its layers; Keras "
-                          "would not load it.")
     pins = list(dict.fromkeys(pins))
     _check_pins(model, target, pins)
     config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
@@ -206,9 +199,25 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     if _fingerprint(folder) != prints:
         raise FsprecError(f"{model.model_file.name} changed while fsprec was reading it; "
                           "try again when nothing else is writing it.")
-    return Plan(model, target, pins, config, changed_layers(model.config, config),
-                _new_state(model, target), out, backup, ini, update_train_ini, warnings,
-                next_start, prints)
+    planned = Plan(model, target, pins, config, changed_layers(model.config, config),
+                   _new_state(model, target), out, backup, ini, update_train_ini, warnings,
+                   next_start, prints)
+    if wait or planned.nothing_to_do:
+        _check_weights(model)
+    return planned
+
+
+def _check_weights(model: ModelFolder, task: Task | None = None) -> None:
+    """Wait for the guard's child; raise :class:`FsprecError` when the weights are damaged
+    or missing."""
+    cancelled = (lambda: task.cancelled) if task else (lambda: False)
+    reading = model.reading(crc=True)
+    index = reading.index(cancelled)
+    if not index.weights and model.leaves(with_params=False):
+        raise FsprecError(f"{model.model_file.name} holds no weights for its layers; Keras "
+                          "would not load it.")
+    if reading.wants("crc"):
+        reading.crcs(cancelled)
 
 
 def plan_consistent(folder: str | Path, **options) -> Plan:
@@ -237,7 +246,7 @@ def refuse_if_in_use(model: ModelFolder) -> None:
         raise FsprecError(f"Faceswap is training this model (pid {training.pid}); stop "
                           "training first. Nothing was changed.")
     files = [p for p in (model.model_file, model.state_file) if p is not None]
-    holder = procs.holding_open(files)
+    holder = procs.holding_open(files, ignore=h5guard.reader_pids())
     if holder is not None:
         raise FsprecError(f"{holder.name} (pid {holder.pid}) has this model's files open; "
                           "close it first. Nothing was changed.")
@@ -302,87 +311,6 @@ def _verify_keras3(source: Path, written: Path, config: dict) -> None:
             raise FsprecError("Verification failed: the written config differs.")
 
 
-def _copy_file(source: Path, target: Path, task: Task) -> None:
-    total = source.stat().st_size
-    done = 0
-    with open(source, "rb") as src, atomic.open_temp(target) as dst:
-        while chunk := src.read(CHUNK):
-            task.check()
-            dst.write(chunk)
-            done += len(chunk)
-            task.progress("Writing model", done, total)
-
-
-def _write_keras2(source: Path, target: Path, config: dict, task: Task) -> None:
-    _copy_file(source, target, task)
-    tmp = atomic.temp_path(target)
-    try:
-        text = json.dumps(config)
-        with _damage_as_sentence(source), h5py.File(tmp, "r+") as h5:
-            kind = h5.attrs.get_id("model_config").get_type()
-            if isinstance(kind, h5py.h5t.TypeStringID) and kind.is_variable_str():
-                encoding = "utf-8" if kind.get_cset() == h5py.h5t.CSET_UTF8 else "ascii"
-                h5.attrs.create("model_config", text,
-                                dtype=h5py.string_dtype(encoding if text.isascii() else "utf-8"))
-            else:
-                h5.attrs["model_config"] = np.bytes_(text.encode("utf-8"))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        task.progress("Verifying", 0, 1)
-        _verify_keras2(source, tmp, config, task)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _damage_as_sentence(source: Path) -> Iterator[None]:
-    """h5py's errors other than OSError (a write failing) mean a damaged source file."""
-    try:
-        yield
-    except OSError:
-        raise
-    except H5_ERRORS as err:
-        raise FsprecError(f"{source.name} is damaged and cannot be converted; nothing was "
-                          "changed.") from err
-
-
-def _digest(dataset: h5py.Dataset) -> str:
-    digest = hashlib.blake2b()
-    if dataset.shape == () or dataset.size == 0:
-        digest.update(np.asarray(dataset[()]).tobytes())
-        return digest.hexdigest()
-    rows = max(1, CHUNK // max(1, dataset.dtype.itemsize * (dataset.size // dataset.shape[0])))
-    for start in range(0, dataset.shape[0], rows):
-        digest.update(np.ascontiguousarray(dataset[start:start + rows]).tobytes())
-    return digest.hexdigest()
-
-
-def _verify_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
-    try:
-        _compare_keras2(source, written, config, task)
-    except H5_ERRORS as err:
-        raise FsprecError(f"The weights in {source.name} are damaged and cannot be read; "
-                          "nothing was changed.") from err
-
-
-def _compare_keras2(source: Path, written: Path, config: dict, task: Task) -> None:
-    _, new_config, _ = read_config(written, "keras2")
-    if new_config != config:
-        raise FsprecError("Verification failed: the written config differs.")
-    with h5py.File(source, "r") as old, h5py.File(written, "r") as new:
-        paths: list[str] = []
-        old.visititems(lambda name, obj: paths.append(name)
-                       if isinstance(obj, h5py.Dataset) else None)
-        for index, path in enumerate(paths):
-            task.check()
-            a, b = old[path], new.get(path)
-            if not isinstance(b, h5py.Dataset) or a.shape != b.shape or a.dtype != b.dtype \
-                    or _digest(a) != _digest(b):
-                raise FsprecError(f"Verification failed: weights {path} differ from the source.")
-            task.progress("Verifying", index + 1, len(paths))
-
-
 def run(plan_: Plan, task: Task | None = None) -> Result:
     """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure.
 
@@ -414,10 +342,14 @@ def _write_all(plan_: Plan, task: Task) -> None:
         if model.format == "keras3":
             _write_keras3(model.model_file, target_model, plan_.config, task)
         else:
-            _write_keras2(model.model_file, target_model, plan_.config, task)
+            from . import h5model  # h5py: loaded for Keras 2 files only
+
+            h5model.write(model.model_file, target_model, plan_.config, task)
         if plan_.state is not None:
             atomic.write_temp(target_state, plan_.state.to_bytes())
             moves.append((atomic.temp_path(target_state), target_state))
+        task.progress("Verifying", 0, 1)
+        _check_weights(model, task)
         task.check()
         _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:
@@ -452,5 +384,5 @@ def _report(plan_: Plan) -> Result:
 def convert(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = (),
             task: Task | None = None, **options) -> Result:
     """Plan and run a conversion in one call (see :func:`plan` for the options)."""
-    return run(plan(folder, target, pins, **options), task)
+    return run(plan(folder, target, pins, wait=False, **options), task)
 

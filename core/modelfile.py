@@ -9,8 +9,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import h5py
-
 from . import bounds, faceswap, h5guard, structure
 from .archive import open_zip
 from .config import leaf_names, model_layers
@@ -18,7 +16,7 @@ from .errors import FsprecError
 from .layers import (MIXED_POLICIES, Layer, Partial, build_tree, partial_of, pinned_of,
                      precision_of, resolve_eligible)
 from .state import State
-from .weights import H5_ERRORS, WEIGHTS_MEMBER, WeightsIndex, index_weights, read_attr
+from .weights import H5_ERRORS, WEIGHTS_MEMBER, WeightsIndex, read_attr
 
 Format = Literal["keras3", "keras2"]
 CONFIG_MEMBER = "config.json"
@@ -40,6 +38,7 @@ class ModelFolder:
     state_problem: str | None = None
     backups: list[Path] = field(default_factory=list)
     snapshots: list[Path] = field(default_factory=list)
+    _reading: h5guard.Reading | None = field(default=None, repr=False, compare=False)
 
     @property
     def keras_version(self) -> str:
@@ -64,10 +63,21 @@ class ModelFolder:
         """Training iterations from the state file (0 without one)."""
         return self.state.iterations if self.state else 0
 
+    def reading(self, crc: bool = False) -> h5guard.Reading:
+        """The child process reading this model's weights file (:mod:`.h5guard`), started on
+        first use; ``crc`` also has it prove every zip member's CRC (what a conversion
+        copies). The caller goes on while it reads."""
+        if self._reading is None or (crc and not self._reading.wants("crc")):
+            if self._reading is not None:
+                self._reading.close()
+            self._reading = h5guard.start(self.model_file, self.format, self.config_layers,
+                                          crc and self.format == "keras3")
+        return self._reading
+
     @cached_property
     def weights(self) -> WeightsIndex:
         """The weights index (h5 metadata only; computed on first use)."""
-        return index_weights(self.model_file, self.format, self.config_layers)
+        return self.reading().index()
 
     @cached_property
     def _eligible(self) -> tuple[list[str], str]:
@@ -198,6 +208,8 @@ def _read_keras3(path: Path) -> tuple[dict, dict]:
 
 
 def _read_keras2(path: Path) -> tuple[dict, dict]:
+    import h5py
+
     h5guard.check(path, "keras2")
     try:
         with h5py.File(path, "r") as h5:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
-from .archive import check_crc, open_zip
+from .archive import check_crcs, open_zip
 from .errors import FsprecError
 from .modelfile import ModelFolder, open_model
 from .task import Task
@@ -242,6 +242,6 @@ def scan_weights(folder: str | Path | ModelFolder, task: Task | None = None,
             raise FsprecError(f"{WEIGHTS_MEMBER} in {model.model_file.name} is damaged (CRC "
                               "mismatch).")
     elif model.format == "keras3":
-        check_crc(model.model_file, WEIGHTS_MEMBER, lambda: task.cancelled)
+        check_crcs(model.model_file, [WEIGHTS_MEMBER], cancelled=lambda: task.cancelled)
         task.check()
     return NanReport(model.model_file, list(findings.values()), ranges)

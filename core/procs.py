@@ -58,8 +58,9 @@ def faceswap_training(folder: str | Path) -> Process | None:
     return None
 
 
-def holding_open(files: Iterable[Path]) -> Process | None:
-    """Another process that has one of ``files`` open (as far as this user may see), else None."""
+def holding_open(files: Iterable[Path], ignore: Iterable[int] = ()) -> Process | None:
+    """Another process that has one of ``files`` open (as far as this user may see), else None;
+    this process and the pids in ``ignore`` (fsprec's own readers) do not count."""
     wanted = set()
     for path in files:
         with suppress(OSError):
@@ -67,9 +68,9 @@ def holding_open(files: Iterable[Path]) -> Process | None:
             wanted.add((stat.st_dev, stat.st_ino))
     if not wanted:
         return None
-    me = os.getpid()
+    ours = {os.getpid(), *ignore}
     for proc in psutil.process_iter(["pid", "name"]):
-        if proc.pid == me:
+        if proc.pid in ours:
             continue
         with suppress(*_ACCESS):
             for handle in proc.open_files():

@@ -1,6 +1,9 @@
 """Index the weights file of a model (h5py only): which datasets belong to which layer.
 
-Only h5 metadata is read (names, shapes, dtypes); weight data is never touched here.
+Only h5 metadata is read (names, shapes, dtypes); weight data is never touched here. The index
+is built in the guard's child process (:func:`index_weights`, :mod:`.h5guard`); h5py and numpy
+are imported only where a function needs them, so a command on a ``.keras`` does not load them
+in the main process.
 Keras 3 (``model.weights.h5`` in the ``.keras`` zip): ``layers/<key>/vars`` groups, mapped to
 config layers through the ``vars`` group's ``name`` attribute (or Keras's own key naming when
 it is absent). Keras 2 (``.h5``): ``model_weights/<layer>`` groups listed in ``layer_names``,
@@ -16,14 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
-
-import h5py
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import bounds, h5guard
 from .archive import HDF5_SIGNATURE, data_offset, open_member, open_zip
 from .errors import FsprecError
 from .config import entry_name, is_model_entry, iter_leaves
+
+if TYPE_CHECKING:
+    import h5py
 
 WEIGHTS_MEMBER = "model.weights.h5"
 # What h5py raises on a damaged file, besides OSError: bad indices, types, names, encodings.
@@ -50,6 +54,8 @@ class Weight:
     @property
     def itemsize(self) -> int:
         """Bytes per element (1 where the dtype is not a plain number type)."""
+        import numpy as np
+
         try:
             return np.dtype(self.dtype).itemsize or 1
         except TypeError:
@@ -82,6 +88,14 @@ def open_weights(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
     """Open the weights root group: ``model.weights.h5`` of a ``.keras``, ``model_weights`` of
     a Keras 2 ``.h5`` (read by a child process first: :mod:`.h5guard`)."""
     h5guard.check(model_file, fmt)
+    with _open_root(model_file, fmt) as root:
+        yield root
+
+
+@contextmanager
+def _open_root(model_file: Path, fmt: str) -> Iterator[h5py.Group]:
+    import h5py
+
     try:
         if fmt == "keras3":
             with open_member(model_file, WEIGHTS_MEMBER) as stream:
@@ -125,6 +139,8 @@ def _keras_keys(entries: list[dict]) -> dict[str, dict]:
 
 def _datasets(group: h5py.Group, skip: str | None = None) -> Iterator[h5py.Dataset]:
     """Every dataset below ``group`` (sorted, as Keras numbers ``vars/0``, ``vars/1`` ...)."""
+    import h5py
+
     for key in sorted(group.keys(), key=lambda k: (len(k), k)):
         if key == skip:
             continue
@@ -137,6 +153,8 @@ def _datasets(group: h5py.Group, skip: str | None = None) -> Iterator[h5py.Datas
 
 def _index_keras3(group: h5py.Group, entries: list[dict], prefix: str,
                   out: list[Weight]) -> None:
+    import h5py
+
     if "layers" not in group:
         return
     by_name = {entry_name(e): e for e in entries}
@@ -194,6 +212,8 @@ def chunked_attr(group: h5py.Group, name: str) -> list[str]:
 
 
 def _index_keras2(group: h5py.Group, entries: list[dict], out: list[Weight]) -> None:
+    import h5py
+
     by_name = {entry_name(e): e for e in entries}
     for layer_name in chunked_attr(group, "layer_names"):
         if layer_name not in group:
@@ -212,10 +232,17 @@ def _index_keras2(group: h5py.Group, entries: list[dict], out: list[Weight]) -> 
             out.append(_weight(path, weight_name, dataset))
 
 
-def index_weights(model_file: Path, fmt: str, config_layers: list[dict]) -> WeightsIndex:
-    """Index every weight array of a model file against its config's layers."""
+def index_weights(model_file: Path, fmt: str, config_layers: list[dict],
+                  cancelled: h5guard.CancelCheck = lambda: False) -> WeightsIndex:
+    """Index every weight array of a model file against its config's layers (built by the
+    guard's child process; see :func:`read_index`)."""
+    return h5guard.start(model_file, fmt, config_layers).index(cancelled)
+
+
+def read_index(model_file: Path, fmt: str, config_layers: list[dict]) -> WeightsIndex:
+    """Build the weights index here, in this process (the guard's child calls it)."""
     weights: list[Weight] = []
-    with open_weights(model_file, fmt) as root:
+    with _open_root(model_file, fmt) as root:
         try:
             if fmt == "keras3":
                 _index_keras3(root, config_layers, "", weights)

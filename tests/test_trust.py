@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, snapshot
 from factory import PLUGIN, make_keras2, make_keras3
-from fsprec.core import FsprecError, atomic, convert, nanscan, procs, restore
+from fsprec.core import FsprecError, atomic, convert, nanscan, open_model, procs, restore
 from fsprec.core.cli import main
 from fsprec.core.convert import recover
 
@@ -383,7 +383,45 @@ def test_a_crash_or_hang_in_the_hdf5_library_is_a_sentence(tmp_path, capsys, mon
     from fsprec.core import h5guard
     monkeypatch.setattr(h5guard, "_visit", child)
     monkeypatch.setattr(h5guard, "TIMEOUT_S", 1.0)
-    monkeypatch.setattr(h5guard, "_safe", set())
+    monkeypatch.setattr(h5guard, "_done", {})
     folder = make_keras3(tmp_path / "m")
     refused(capsys, folder, ["nan-scan", str(folder)], message)
     refused(capsys, folder, ["convert", str(folder), "--to", "mixed_float16", "--yes"], message)
+
+
+def _slow_crcs(path: str) -> None:
+    time.sleep(1.5)
+    from fsprec.core.archive import check_crcs
+    check_crcs(Path(path), skip="config.json", mapped=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+def test_the_guard_still_reading_is_not_another_program(tmp_path, monkeypatch):
+    """The guard's child holds the model open while the conversion copies it; that is fsprec
+    reading, not a program to wait for, and the conversion waits for its answer."""
+    from fsprec.core import h5guard
+    monkeypatch.setattr(h5guard, "_crcs", _slow_crcs)
+    folder = make_keras3(tmp_path / "m")
+    plan = convert.plan(folder, "mixed_float16", wait=False)
+    assert h5guard.reader_pids(), "the guard should still be reading"
+    convert.run(plan)
+    assert not h5guard.reader_pids()
+    assert open_model(folder).precision == "mixed_float16"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+def test_a_crc_error_found_after_the_copy_changes_nothing(tmp_path, monkeypatch):
+    """The conversion copies before the guard's CRC answer arrives; a mismatch then still
+    leaves the folder as it was, with no temp file."""
+    from fsprec.core import h5guard
+    monkeypatch.setattr(h5guard, "_crcs", _slow_crcs)
+    folder = make_keras3(tmp_path / "m", optimizer=False)
+    path = folder / MODEL
+    data = bytearray(path.read_bytes())
+    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
+    data[info.header_offset + 200 + info.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    before = snapshot(folder)
+    with pytest.raises(FsprecError, match="CRC mismatch"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
