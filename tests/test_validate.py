@@ -62,8 +62,9 @@ def test_healthy_model_is_safe_and_says_where_it_ran(healthy_result):
     assert [s.name for s in result.stress] == ["black", "mid-grey", "white", "low contrast"]
     assert not any(s.new_nonfinite for s in result.stress)
     assert result.inputs.shapes == [[2, 16, 16, 3], [2, 16, 16, 3]]  # the quick preset
-    # Harmless underflow never makes a healthy layer "at risk".
+    # Harmless underflow never makes a healthy layer "at risk"; nothing in it is a config risk.
     assert [layer.path for layer in result.layers if layer.risk] == []
+    assert result.config_risks == []
 
 
 def test_training_check_on_tensorflow_and_speed(healthy_result):

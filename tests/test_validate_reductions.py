@@ -10,6 +10,7 @@ import pytest
 
 from keras_models import build_layer_folder
 from fsprec.core.validate import Options, ValidationResult, decide, run_validation
+from fsprec.core.validate.report import text_report
 from fsprec.core.validate.child.reductions import layer_reduction, op_reduction
 
 SHAPE = [6, 256, 256, 4]  # 2 faces + 4 stress inputs, as the quick pass feeds them
@@ -130,6 +131,7 @@ def test_a_float16_sum_that_overflows_only_on_white_is_pinned(torch_results):
     assert risk.outcome == "pinned"
     assert "norm (" in result.verdict.text and "white input" in result.verdict.text
     assert decide(replace(result, autopin=None)).status == "not_safe"
+    assert f"config risk norm ({risk.reason}): pinned; {risk.measured}" in text_report(result)
 
 
 @pytest.mark.parametrize("name", ["mean", "instance"])
