@@ -176,3 +176,43 @@ def test_tensorflow_instance_normalization_over_256x256_is_finite_but_wrong(tmp_
     assert "off by" in risk.measured
     assert result.verdict.status == "safe_with_pins" and result.verdict.pins == ["norm"]
     assert json.loads(json.dumps(result.to_json()))["config_risks"][0]["fails"] is True
+
+
+def _tensorflow_layer_check(make) -> tuple[bool, str]:
+    """``make(dtype)``'s layer alone in mixed_float16 against float32, on TensorFlow (the
+    suite's in-process backend), fed 2 faces and a white frame at 256x256x4."""
+    import keras
+    import numpy as np
+
+    from fsprec.core.validate.child.inputs import synthetic_faces
+    from fsprec.core.validate.child.layercheck import check_layer
+    from fsprec.core.validate.child.probe import Call
+    assert keras.backend.backend() == "tensorflow"
+    images = np.concatenate([synthetic_faces(2, 256, 256, 4), np.ones((1, 256, 256, 4),
+                                                                       "float32")])
+    reference, target = make("float32"), make("mixed_float16")
+    expected = np.asarray(reference(images))
+    target(images[:1])
+    target.set_weights(reference.get_weights())
+    found = check_layer(target, [Call((images,), {}, [expected])], ["faces", "faces", "white"],
+                        0.1)
+    return found.fails, found.measured
+
+
+@pytest.mark.parametrize(("name", "config", "fails"), [
+    ("GroupNormalization", {"group": 2}, False),
+    ("RMSNormalization", {}, False),
+    ("LayerNormalization", {"axis": [1, 2, 3]}, False),
+    ("InstanceNormalization", {"axis": None}, True),
+    ("GlobalStdDevPooling2D", {}, True),
+])
+def test_what_tensorflow_computes_in_float16_as_docs_validation_says(name, config, fails):
+    """docs/validation.md's facts: ops.mean and ops.var accumulate in float32, so these layers
+    agree with float32 over 65,536 values and more; TensorFlow's ops.std is float16 throughout.
+    (Faceswap's layers as fsprec rebuilds them; LayerNormalization is Keras' own.)"""
+    import keras
+
+    from fsprec.core.keras import compat
+    kind = getattr(compat, name, None) or getattr(keras.layers, name)
+    failed, measured = _tensorflow_layer_check(lambda dtype: kind(dtype=dtype, **config))
+    assert failed is fails, measured
