@@ -44,9 +44,12 @@ class LayerStats:
             if self.input_shape is None:
                 self.input_shape = list(array.shape)
             finite = np.isfinite(array)
-            self.nonfinite_inputs += int(array.size - np.count_nonzero(finite))
-            if array.size and finite.any():
-                self.max_abs_input = max(self.max_abs_input, float(np.abs(array[finite]).max()))
+            bad = int(array.size - np.count_nonzero(finite))
+            self.nonfinite_inputs += bad
+            values = array[finite] if bad else array
+            if values.size:
+                self.max_abs_input = max(self.max_abs_input, float(values.max()),
+                                         -float(values.min()))
 
     @property
     def introduces_nonfinite(self) -> bool:
