@@ -61,3 +61,32 @@ def build_model_folder(folder: Path, overflow: bool = False, rms_norm: bool = Fa
     (folder / f"{PLUGIN}_state.json").write_text(json.dumps(state, indent=2))
     keras.backend.clear_session()
     return folder
+
+
+def build_layer_folder(folder: Path, make_layer, size: int = 256, channels: int = 3) -> Path:
+    """Save a one-input model ``face -> make_layer() (named "norm") -> 1x1 Conv2D -> sigmoid``
+    at ``size`` x ``size`` x ``channels``, with Faceswap's eligible layers in its state file:
+    the smallest model whose verdict turns on one layer."""
+    from fsprec.core.keras.backend import ensure_backend
+    ensure_backend()
+    import keras
+
+    from fsprec.core.keras.settings import Settings
+
+    def build(inputs):
+        keras.utils.set_random_seed(7)
+        x = make_layer()(inputs[0])
+        x = keras.layers.Conv2D(3, 1, name="face_out_conv2d")(x)
+        x = keras.layers.Activation("sigmoid", dtype="float32", name="face_out")(x)
+        return keras.Model(inputs, x, name=PLUGIN)
+
+    inputs = [keras.Input((size, size, channels), name="face_in")]
+    model, names = Settings(mixed_precision=False).get_mixed_precision_layers(build, inputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / f"{PLUGIN}.keras")
+    state = {"name": PLUGIN, "sessions": {}, "lowest_avg_loss": 0.0, "iterations": 0,
+             "mixed_precision_layers": names, "lr_finder": -1.0,
+             "config": {"mixed_precision": False}}
+    (folder / f"{PLUGIN}_state.json").write_text(json.dumps(state, indent=2))
+    keras.backend.clear_session()
+    return folder

@@ -62,8 +62,9 @@ def test_healthy_model_is_safe_and_says_where_it_ran(healthy_result):
     assert [s.name for s in result.stress] == ["black", "mid-grey", "white", "low contrast"]
     assert not any(s.new_nonfinite for s in result.stress)
     assert result.inputs.shapes == [[2, 16, 16, 3], [2, 16, 16, 3]]  # the quick preset
-    # Harmless underflow never makes a healthy layer "at risk".
+    # Harmless underflow never makes a healthy layer "at risk"; nothing in it is a config risk.
     assert [layer.path for layer in result.layers if layer.risk] == []
+    assert result.config_risks == []
 
 
 def test_training_check_on_tensorflow_and_speed(healthy_result):
@@ -139,15 +140,34 @@ def test_pins_found_really_fix_the_model(risky, tmp_path):
 
 
 def test_a_measured_harmless_config_risk_is_explained():
-    """An epsilon risk that the stress inputs show harmless is said so beside "safe"."""
+    """A config risk that the layer's own float16 run shows harmless is said so beside "safe",
+    with what was measured."""
     from fsprec.core.validate.result import ConfigRisk
     result = sample_result(status="safe")
+    measured = "alone in float16, its largest error is 0.1% of float32's RMS on the black input"
     result.config_risks = [ConfigRisk("encoder/rms_norm", "epsilon 1e-08 is 0 in float16",
-                                      "harmless")]
+                                      "harmless", measured)]
     verdict = decide(result)
     assert verdict.status == "safe"
-    assert "epsilon 1e-08 is 0 in float16, measured harmless on the stress inputs" in \
-        verdict.text
+    assert ("epsilon 1e-08 is 0 in float16, measured harmless on the faces and stress inputs "
+            f"({measured})") in verdict.text
+
+
+def test_a_failing_config_risk_is_a_problem_until_its_layer_is_pinned():
+    """A layer whose own float16 output is wrong (finite, so no stress input shows Inf/NaN)
+    makes the target not safe; kept in float32 it no longer counts."""
+    from fsprec.core.validate.result import ConfigRisk
+    result = sample_result(status="safe")
+    result.config_risks = [ConfigRisk(
+        "encoder/norm", "mean of squares over 65,536 values per image (|x| up to 1); float16 "
+        "sums overflow past 65504", "harmful", "alone in float16, fed float32's inputs, its "
+        "output is off by 100% of float32's RMS on the white input (at most 10% allowed)",
+        fails=True)]
+    verdict = decide(result)
+    assert verdict.status == "not_safe"
+    assert "encoder/norm (mean of squares over 65,536 values per image" in verdict.text
+    assert "on the white input" in verdict.text
+    assert replace(result, pins=["norm"]).problems() == []
 
 
 GRAD_SCALER_RUN = r"""

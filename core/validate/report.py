@@ -52,6 +52,7 @@ def _layers(result: ValidationResult) -> list[str]:
     if len(flagged) > MAX_LAYERS:
         lines.append(f"    ... and {len(flagged) - MAX_LAYERS} more")
     lines += [f"  config risk {risk.path} ({risk.reason}): {risk.outcome}"
+              + (f"; {risk.measured}" if risk.measured else "")
               for risk in result.config_risks or []]
     return lines
 

@@ -177,11 +177,18 @@ def layer_risk(overflow: bool, introduces_nonfinite: bool, underflow_share: floa
 
 @dataclass
 class ConfigRisk:
-    """A risk read from the config (an epsilon that is 0 in float16) and what became of it."""
+    """A risk read from the config (an epsilon that is 0 in float16, a reduction whose float16
+    sums can overflow, a reducing op node) and what became of it."""
 
     path: str
     reason: str
-    outcome: str  # "harmless" (measured) | "pinned" | "harmful"
+    outcome: str  # "harmless" (measured) | "pinned" | "harmful" | "unmeasured" (an op node)
+    measured: str = ""  # what the layer's own float16 run showed against float32, in words
+    fails: bool = False  # that run had Inf/NaN float32 has not, or was off past the tolerance
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -287,6 +294,9 @@ class ValidationResult:
                 found.append(f"Inf/NaN on a {stress.name} input "
                              f"({stress.nonfinite_target:,} values; float32 has "
                              f"{stress.nonfinite_float32:,})")
+        for risk in self.config_risks or []:
+            if risk.fails and risk.name not in self.pins:
+                found.append(f"{risk.path} ({risk.reason}): {risk.measured}")
         return found
 
     def blamed(self) -> list[str]:
@@ -332,7 +342,10 @@ def _notes(result: ValidationResult) -> str:
     notes = []
     for risk in result.config_risks or []:
         if risk.outcome == "harmless":
-            notes.append(f"{risk.path}: {risk.reason}, measured harmless on the stress inputs")
+            notes.append(f"{risk.path}: {risk.reason}, measured harmless on the faces and "
+                         f"stress inputs ({risk.measured})")
+        elif risk.outcome == "unmeasured":
+            notes.append(f"{risk.path}: {risk.reason}; judged only by the model's outputs")
         elif risk.outcome == "pinned":
             notes.append(f"{risk.path}: {risk.reason}, kept in float32")
     broken = [s.name for s in result.stress or [] if s.nonfinite_float32]

@@ -15,7 +15,9 @@ from ...modelfile import open_model
 from ...precision import switch_precision
 from . import autopin, measure, training
 from .inputs import load_images, stress_inputs, synthetic_faces
-from .probe import LayerStats, layer_stats
+from .layercheck import LayerCheck, check_layer
+from .probe import LayerStats, layer_calls, layer_stats, walk_layers
+from .reductions import layer_reduction, op_reduction
 from ..options import Options, Preset
 from ..result import (CPU_NO_TRAINING, CPU_NOT_TIMED, FLOAT16_TINY, STRESS_INPUTS, AutoPin,
                       ConfigRisk, Inputs, LayerRisk, ModelInfo, Speed, Training,
@@ -83,16 +85,55 @@ def make_inputs(model: Any, options: Options, batch: int) -> list[np.ndarray]:
     return batches
 
 
-def config_risks(builder: Builder) -> dict[str, str]:
-    """Eligible layers whose config holds an epsilon that flushes to zero in float16."""
+def config_risks(builder: Builder, policy: str, stats: dict[str, LayerStats]
+                 ) -> dict[str, str]:
+    """What in the config float16 can break, in words, per layer path: an eligible layer's
+    epsilon that is 0 in float16, an eligible layer's reduction whose float16 sums can pass
+    65504 (sized by the float32 run's input shape and largest |value|), a reducing op node.
+    None for mixed_bfloat16, which has float32's range."""
+    if policy != "mixed_float16":
+        return {}
     eligible = set(builder.folder.eligible)
     risks = {}
     for path, entry in iter_leaves(builder.config["config"]["layers"]):
-        epsilon = entry.get("config", {}).get("epsilon")
-        if entry_name(entry) in eligible and isinstance(epsilon, (int, float)) \
-                and 0 < epsilon < FLOAT16_TINY:
-            risks[path] = f"epsilon {epsilon:g} is 0 in float16"
+        op = op_reduction(entry)
+        if op:
+            risks[path] = op
+            continue
+        if entry_name(entry) not in eligible:
+            continue
+        config = entry.get("config", {})
+        found = []
+        epsilon = config.get("epsilon")
+        if isinstance(epsilon, (int, float)) and 0 < epsilon < FLOAT16_TINY:
+            found.append(f"epsilon {epsilon:g} is 0 in float16")
+        measured = stats.get(path)
+        if measured and measured.input_shape:
+            builtin = str(entry.get("module") or "").startswith("keras")
+            reduction = layer_reduction(entry.get("class_name", ""), config,
+                                        measured.input_shape, builtin)
+            if reduction and reduction.overflows(measured.max_abs_input):
+                found.append(reduction.reason(measured.max_abs_input))
+        if found:
+            risks[path] = "; ".join(found)
     return risks
+
+
+def check_config_risks(builder: Builder, options: Options, pins: list[str],
+                       inputs: list[np.ndarray], batch: int, risks: dict[str, str]
+                       ) -> dict[str, LayerCheck]:
+    """Each risky layer that is float16 in the target, run alone on float32's inputs and held
+    to the outputs' error-to-variation threshold."""
+    layers = dict(walk_layers(builder.base))  # op nodes are not layers: nothing to run alone
+    paths = [p for p in risks if p in layers and p.rsplit("/", 1)[-1] not in pins]
+    if not paths:
+        return {}
+    calls = layer_calls(builder.base, inputs, paths)
+    target = dict(walk_layers(builder.build(options.policy, pins)))
+    rows = ["faces"] * batch + list(STRESS_INPUTS)
+    tolerance = options.thresholds.error_to_variation
+    return {path: check_layer(target[path], calls[path], rows, tolerance) for path in paths
+            if calls[path] and path in target}
 
 
 class Clock:
@@ -153,9 +194,12 @@ def run(folder: str | Path, options: Options, emit: Emit = lambda s, d, t, e: No
     result.outputs, result.stress = _parity(fp32_outputs, target_outputs, preset.batch)
     on_stage("parity", result)
 
-    risks = config_risks(builder)
+    risks = config_risks(builder, options.policy, fp32_stats)
+    checks = check_config_risks(builder, options, pins, inputs, preset.batch, risks)
     result.layers = _layers(builder, fp32_stats, target_stats, risks)
-    result.config_risks = [ConfigRisk(path, reason, "") for path, reason in risks.items()]
+    result.config_risks = [
+        ConfigRisk(path, reason, "", checks[path].measured, checks[path].fails)
+        if path in checks else ConfigRisk(path, reason, "") for path, reason in risks.items()]
     _settle_config_risks(result, pins)
     on_stage("risk map", result)
 
@@ -212,12 +256,17 @@ def _layers(builder: Builder, fp32: dict[str, LayerStats], target: dict[str, Lay
 
 
 def _settle_config_risks(result: ValidationResult, pins: list[str]) -> None:
-    """Each config risk is pinned, harmful (its layer made Inf/NaN) or measured harmless."""
-    blamed = {layer.path for layer in result.layers or [] if layer.risk == "nonfinite"}
+    """Each config risk is pinned, harmful (its layer alone went wrong in float16, or made
+    Inf/NaN in the mixed run) or measured harmless; an op node's is unmeasured."""
+    layers = {layer.path: layer for layer in result.layers or []}
     for risk in result.config_risks or []:
-        name = risk.path.rsplit("/", 1)[-1]
-        risk.outcome = ("pinned" if name in pins else "harmful" if risk.path in blamed
-                        else "harmless")
+        layer = layers.get(risk.path)
+        if layer is None:
+            risk.outcome = "unmeasured"
+        elif risk.name in pins:
+            risk.outcome = "pinned"
+        else:
+            risk.outcome = "harmful" if risk.fails or layer.risk == "nonfinite" else "harmless"
 
 
 def _training(builder: Builder, policy: str, pins: list[str], faces: list[np.ndarray],
@@ -271,7 +320,8 @@ def _autopin(builder: Builder, result: ValidationResult, inputs: list[np.ndarray
         clock.progress("Auto-pin", 0, 1)
         model = builder.build(result.policy, candidate)
         outputs, stress = _parity(fp32_outputs, measure.forward(model, inputs), batch)
-        return not replace(result, outputs=outputs, stress=stress).problems()
+        return not replace(result, outputs=outputs, stress=stress,
+                           pins=list(candidate)).problems()
 
     suspects = [layer.name for layer in result.layers or [] if layer.eligible and (
         layer.risk in ("overflow", "nonfinite") or layer.config_risk)]

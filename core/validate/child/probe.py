@@ -7,7 +7,7 @@ in. float16's limits are in :mod:`..result`: values above 65504 overflow; non-ze
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +32,24 @@ class LayerStats:
     below_fp16_tiny: int = 0
     nonzero: int = 0
     nonfinite_inputs: int = 0
+    input_shape: list[int] | None = None  # the first floating input's shape, batch included
+    max_abs_input: float = 0.0  # the largest finite |value| arriving at the layer
 
     def add_inputs(self, arrays: list[np.ndarray]) -> None:
-        """Count non-finite values arriving at the layer (to tell who introduced them)."""
+        """Count non-finite values arriving at the layer (to tell who introduced them), and
+        note the inputs' shape and largest magnitude (what a reduction in it sums)."""
         for array in arrays:
-            if np.issubdtype(array.dtype, np.floating):
-                self.nonfinite_inputs += int(array.size - np.count_nonzero(np.isfinite(array)))
+            if not np.issubdtype(array.dtype, np.floating):
+                continue
+            if self.input_shape is None:
+                self.input_shape = list(array.shape)
+            finite = np.isfinite(array)
+            bad = int(array.size - np.count_nonzero(finite))
+            self.nonfinite_inputs += bad
+            values = array[finite] if bad else array
+            if values.size:
+                self.max_abs_input = max(self.max_abs_input, float(values.max()),
+                                         -float(values.min()))
 
     @property
     def introduces_nonfinite(self) -> bool:
@@ -84,35 +96,82 @@ def walk_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk_layers(layer, f"{path}/")
 
 
-@contextmanager
-def recording(model: Any) -> Iterator[dict[str, LayerStats]]:
-    """While active, every leaf layer's outputs are folded into the returned statistics."""
-    import keras
+Hook = Callable[[str, Any, tuple, dict, Any], None]  # path, layer, args, kwargs, outputs
 
-    stats: dict[str, LayerStats] = {}
+
+@contextmanager
+def _hooked(model: Any, hook: Hook, paths: Collection[str] | None = None) -> Iterator[None]:
+    """While active, ``hook`` sees every call of every leaf layer (or of those in ``paths``)."""
     wrapped = []
     for path, layer in walk_layers(model):
-        if hasattr(layer, "layers") and layer.layers:
+        if (hasattr(layer, "layers") and layer.layers) or (paths is not None
+                                                          and path not in paths):
             continue
-        record = stats.setdefault(path, LayerStats(path, type(layer).__name__))
         original = layer.call
 
-        def call(*args, __original=original, __record=record, **kwargs):
-            __record.add_inputs([np.asarray(keras.ops.convert_to_numpy(t))
-                                 for t in keras.tree.flatten((args, kwargs))
-                                 if keras.ops.is_tensor(t)])
+        def call(*args, __original=original, __path=path, __layer=layer, **kwargs):
             outputs = __original(*args, **kwargs)
-            for tensor in keras.tree.flatten(outputs):
-                __record.add(np.asarray(keras.ops.convert_to_numpy(tensor)))
+            hook(__path, __layer, args, kwargs, outputs)
             return outputs
 
         layer.call = call
         wrapped.append(layer)
     try:
-        yield stats
+        yield
     finally:
         for layer in wrapped:
             del layer.call
+
+
+def _numpy(tensors: Any) -> list[np.ndarray]:
+    import keras
+
+    return [np.asarray(keras.ops.convert_to_numpy(t)) for t in keras.tree.flatten(tensors)
+            if keras.ops.is_tensor(t)]
+
+
+@contextmanager
+def recording(model: Any) -> Iterator[dict[str, LayerStats]]:
+    """While active, every leaf layer's outputs are folded into the returned statistics."""
+    stats: dict[str, LayerStats] = {}
+
+    def fold(path: str, layer: Any, args: tuple, kwargs: dict, outputs: Any) -> None:
+        record = stats.setdefault(path, LayerStats(path, type(layer).__name__))
+        record.add_inputs(_numpy((args, kwargs)))
+        for array in _numpy(outputs):
+            record.add(array)
+
+    with _hooked(model, fold):
+        yield stats
+
+
+@dataclass
+class Call:
+    """One call of a layer: its arguments and outputs, as numpy arrays where they were tensors."""
+
+    args: tuple
+    kwargs: dict
+    outputs: list[np.ndarray]
+
+
+def layer_calls(model: Any, inputs: list[np.ndarray], paths: Collection[str]
+                ) -> dict[str, list[Call]]:
+    """Run ``model`` once on ``inputs`` (eagerly) and keep every call of the layers in
+    ``paths`` (a shared layer has one call per use)."""
+    import keras
+
+    calls: dict[str, list[Call]] = {path: [] for path in paths}
+
+    def keep(path: str, layer: Any, args: tuple, kwargs: dict, outputs: Any) -> None:
+        def plain(value: Any) -> Any:
+            return np.asarray(keras.ops.convert_to_numpy(value)) \
+                if keras.ops.is_tensor(value) else value
+        calls[path].append(Call(keras.tree.map_structure(plain, args),
+                                keras.tree.map_structure(plain, kwargs), _numpy(outputs)))
+
+    with _hooked(model, keep, set(paths)):
+        model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    return calls
 
 
 def layer_stats(model: Any, inputs: list[np.ndarray]) -> tuple[dict[str, LayerStats], list]:
