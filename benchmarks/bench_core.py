@@ -5,7 +5,9 @@ Measured side by side in one run, each operation in a fresh child process (so it
 its own), median of ``--repeat`` runs, warm page cache for every contender:
 
 * inspect (``open_model`` + full layer tree with params) vs ``keras.saving.load_model``;
-* convert in place, backups included, vs ``cp`` of the same file;
+* convert in place, backups included, as a whole process (interpreter start, imports and
+  all, as ``fsprec convert DIR --to P --yes`` runs it) vs ``cp`` and ``cp`` + ``sync`` of the
+  same file, also whole processes;
 * peak RSS of a conversion, for models of different sizes;
 * nan-scan vs reading the model file once.
 
@@ -39,8 +41,7 @@ if op == "load":
     import keras
     from fsprec.core.keras import compat
     custom = compat.custom_objects()
-from fsprec.core import convert, open_model
-from fsprec.core.nanscan import scan_weights
+from fsprec.core import open_model
 start = time.perf_counter()
 if op == "inspect":
     model = open_model(path)
@@ -49,9 +50,11 @@ elif op == "load":
     from fsprec.core.modelfile import find_model_file
     from pathlib import Path
     keras.saving.load_model(find_model_file(Path(path)), custom_objects=custom, compile=False)
-elif op == "convert":
-    convert.convert(path, sys.argv[3])
+elif op == "convert":  # as the command line runs it
+    from fsprec.core.cli import main
+    assert main(["convert", path, "--to", sys.argv[3], "--yes"]) == 0
 elif op == "nanscan":
+    from fsprec.core.nanscan import scan_weights
     assert scan_weights(path).clean
 elif op == "read":
     with open(path, "rb") as handle:
@@ -82,11 +85,13 @@ def prepare(cold: Path | None) -> None:
 
 def child(op: str, *args: str, cold: Path | None = None) -> dict:
     prepare(cold)
+    start = time.perf_counter()
     run = subprocess.run([sys.executable, "-c", CHILD, op, *args], capture_output=True,
                          text=True)
+    wall = time.perf_counter() - start
     if run.returncode != 0:
         raise RuntimeError(f"{op} failed: {run.stderr[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return {**json.loads(run.stdout.strip().splitlines()[-1]), "wall": wall}
 
 
 def median(runs: list[dict], key: str) -> float:
@@ -134,7 +139,7 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
         durable.append(timed_cp(scratch / f"{model_file.name}.bk", scratch / f"sync-{index}",
                                 cold, durable=True))
         shutil.rmtree(scratch)
-    row["convert_s"], row["convert_rss"] = median(converts, "seconds"), median(converts, "rss_mb")
+    row["convert_s"], row["convert_rss"] = median(converts, "wall"), median(converts, "rss_mb")
     row["cp_s"] = statistics.median(copies)
     row["cp_sync_s"] = statistics.median(durable)
     scans = [child("nanscan", str(source), cold=evicted) for _ in range(repeat)]

@@ -175,36 +175,36 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
     notes = recover(folder)
     prints = _fingerprint(folder)
     model = open_model(folder)
-    model.reading(crc=True)  # the child reads the weights while the plan is computed
-    if model.state_problem and model.state_file is not None:
-        raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
-    pins = list(dict.fromkeys(pins))
-    _check_pins(model, target, pins)
-    config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
-    out = Path(out_dir).expanduser().resolve() if out_dir else None
-    if out == folder:
-        out = None
-    warnings: list[str] = list(notes)
-    if model.state is None:
-        warnings.append(f"{model.state_problem} Only the model file is converted.")
-    if model.eligible_source == "derived" and target in MIXED_POLICIES:
-        warnings.append("This model has no stored list of mixed-precision layers; fsprec "
-                        "derived it and stores it in the state file.")
-    if target == "mixed_bfloat16":
-        warnings.append("mixed_bfloat16 is an fsprec extension: Faceswap trains in "
-                        "mixed_float16 and will not train this model as it is.")
-    ini = traincfg.read(train_ini) if train_ini is not None else None
-    next_start = traincfg.next_start(target in MIXED_POLICIES, out or folder,
-                                     setting=train_ini or faceswap)
-    if _fingerprint(folder) != prints:
-        raise FsprecError(f"{model.model_file.name} changed while fsprec was reading it; "
-                          "try again when nothing else is writing it.")
-    planned = Plan(model, target, pins, config, changed_layers(model.config, config),
-                   _new_state(model, target), out, backup, ini, update_train_ini, warnings,
-                   next_start, prints)
-    if wait or planned.nothing_to_do:
-        _check_weights(model)
-    return planned
+    with model.reading(crc=True).stopped_on_error():  # the child reads meanwhile
+        if model.state_problem and model.state_file is not None:
+            raise FsprecError(f"{model.state_problem} Fix or restore it before converting.")
+        pins = list(dict.fromkeys(pins))
+        _check_pins(model, target, pins)
+        config = switch_precision(model.config, model.eligible, target, pins, model.keras_major)
+        out = Path(out_dir).expanduser().resolve() if out_dir else None
+        if out == folder:
+            out = None
+        warnings: list[str] = list(notes)
+        if model.state is None:
+            warnings.append(f"{model.state_problem} Only the model file is converted.")
+        if model.eligible_source == "derived" and target in MIXED_POLICIES:
+            warnings.append("This model has no stored list of mixed-precision layers; fsprec "
+                            "derived it and stores it in the state file.")
+        if target == "mixed_bfloat16":
+            warnings.append("mixed_bfloat16 is an fsprec extension: Faceswap trains in "
+                            "mixed_float16 and will not train this model as it is.")
+        ini = traincfg.read(train_ini) if train_ini is not None else None
+        next_start = traincfg.next_start(target in MIXED_POLICIES, out or folder,
+                                         setting=train_ini or faceswap)
+        if _fingerprint(folder) != prints:
+            raise FsprecError(f"{model.model_file.name} changed while fsprec was reading it; "
+                              "try again when nothing else is writing it.")
+        planned = Plan(model, target, pins, config, changed_layers(model.config, config),
+                       _new_state(model, target), out, backup, ini, update_train_ini, warnings,
+                       next_start, prints)
+        if wait or planned.nothing_to_do:
+            _check_weights(model)
+        return planned
 
 
 def _check_weights(model: ModelFolder, task: Task | None = None) -> None:
@@ -322,7 +322,7 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
     if plan_.nothing_to_do:
         return Result(model.model_file, model.state_file, [], 0, plan_.summary())
     _prepare_destination(plan_)
-    with lock.writing(plan_.destination):
+    with model.reading(crc=True).stopped_on_error(), lock.writing(plan_.destination):
         refuse_if_in_use(model)
         atomic.recover(plan_.destination)
         _check_unchanged(plan_)

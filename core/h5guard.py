@@ -23,7 +23,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -80,6 +80,20 @@ class Reading:
         child_end.close()
         self._started = time.monotonic()
         _readers.add(self)
+
+    @property
+    def usable(self) -> bool:
+        """False once stopped before every part was read (start a new reading then)."""
+        return self._child is not None or len(self._results) == sum(self._want.values())
+
+    @contextlib.contextmanager
+    def stopped_on_error(self) -> Iterator[None]:
+        """Stop the child when the block fails: its answer is no longer wanted."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def wants(self, part: str) -> bool:
         """True when this reading includes ``part`` (``visit``, ``index`` or ``crc``)."""
@@ -162,7 +176,8 @@ class Reading:
 def reader_pids() -> set[int]:
     """The pids of this process's guard children still at work (they hold the model file
     open; they are not "another program")."""
-    return {reader._child.pid for reader in list(_readers) if reader._child is not None}
+    return {reader._child.pid for reader in list(_readers)
+            if reader._child is not None and reader._child.is_alive()}
 
 
 def start(model_file: Path, fmt: str, layers: list[dict] | None = None,
@@ -180,7 +195,8 @@ def check(model_file: Path, fmt: str) -> None:
 
 def _child(conn: Any, path: str, fmt: str, layers: list[dict] | None, crc: bool) -> None:
     """The child process: quiet on a crash (the parent reports it), memory capped; the visit,
-    then each part asked for, each sent as ``(part, status, value)``."""
+    then each part asked for, each sent as ``(part, status, value)``. It never returns: a
+    parent gone meanwhile (its pipe closed) just ends it."""
     faulthandler.disable()
     import h5py  # noqa: F401 - loaded (with numpy) before the cap is measured
 
@@ -188,24 +204,28 @@ def _child(conn: Any, path: str, fmt: str, layers: list[dict] | None, crc: bool)
     _visit(path, fmt)
     if _memory_errors:
         os._exit(_TOO_BIG)
-    conn.send(("visit", "ok", None))
-    if layers is not None:
-        _answer(conn, "index", lambda: _index(path, fmt, layers))
-    if crc:
-        _answer(conn, "crc", lambda: _crcs(path))
-    conn.close()
+    try:
+        conn.send(("visit", "ok", None))
+        if layers is not None:
+            _answer(conn, "index", lambda: _index(path, fmt, layers))
+        if crc:
+            _answer(conn, "crc", lambda: _crcs(path))
+        conn.close()
+    except OSError:  # the parent is gone
+        os._exit(0)
     os._exit(_TOO_BIG if _memory_errors else 0)
 
 
 def _answer(conn: Any, part: str, read: Callable[[], Any]) -> None:
     try:
-        conn.send((part, "ok", read()))
+        answer = (part, "ok", read())
     except FsprecError as err:
-        conn.send((part, "refused", str(err)))
+        answer = (part, "refused", str(err))
     except MemoryError:
         os._exit(_TOO_BIG)
     except Exception:  # our own bug: the parent raises it, with this traceback
-        conn.send((part, "bug", traceback.format_exc()))
+        answer = (part, "bug", traceback.format_exc())
+    conn.send(answer)
 
 
 def _index(path: str, fmt: str, layers: list[dict]) -> WeightsIndex:

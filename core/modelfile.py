@@ -67,7 +67,8 @@ class ModelFolder:
         """The child process reading this model's weights file (:mod:`.h5guard`), started on
         first use; ``crc`` also has it prove every zip member's CRC (what a conversion
         copies). The caller goes on while it reads."""
-        if self._reading is None or (crc and not self._reading.wants("crc")):
+        if self._reading is None or not self._reading.usable or (
+                crc and not self._reading.wants("crc")):
             if self._reading is not None:
                 self._reading.close()
             self._reading = h5guard.start(self.model_file, self.format, self.config_layers,
