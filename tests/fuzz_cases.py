@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,8 @@ def _rezip(path: Path, members: list[tuple[zipfile.ZipInfo, bytes]]) -> None:
         for info, data in members:
             new = zipfile.ZipInfo(info.filename, info.date_time)
             new.compress_type = info.compress_type
-            with contextlib.suppress(UserWarning):
+            with warnings.catch_warnings():  # a duplicate member is the point
+                warnings.simplefilter("ignore", UserWarning)
                 archive.writestr(new, data)
 
 
