@@ -509,8 +509,8 @@ def check_case(folder: Path, argv: list[str], child: bool = True,
     return outcome
 
 
-if __name__ == "__main__":  # python tests/fuzz_cases.py SEED: show one case
-    import tempfile
+if __name__ == "__main__":  # python tests/fuzz_cases.py SEED: run one case (Keras child too)
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["FSPREC_CACHE_DIR"] = str(Path(tmp) / "cache")  # health's, not the user's
         case = make_case(int(sys.argv[1]), Path(tmp))
         print(case[2], check_case(case[0], case[1]))
