@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """The long fuzz run: ``python benchmarks/fuzz.py --n 5000``.
 
-The same cases as tests/test_fuzz.py (tests/fuzz_cases.py), run in a worker process that a
-watchdog restarts when a case crashes it or runs past ``--timeout`` (a hang). For each case the
-worker resets its peak-memory mark (``/proc/self/clear_refs``) and reports the case's own peak
-RSS. Prints a summary (and ``--json`` writes it) for docs/reliability.md.
+The same cases as tests/test_fuzz.py (tests/fuzz_cases.py): every command of the CLI on every
+mutation family, in turn. They run in a worker process that a watchdog restarts when a case
+crashes it or runs past ``--timeout`` (a hang). For each case the worker resets its peak-memory
+mark (``/proc/self/clear_refs``) and reports the case's own peak RSS (fsprec's process; the
+Keras child of ``validate`` is a process of its own and not counted). ``validate`` runs its
+Keras child where the parent lets the input through, unless ``--no-child`` (then it stops
+there, as in the bounded suite). Prints a summary (and ``--json`` writes it) for
+docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -39,34 +43,39 @@ def _reset_peak() -> None:
         refs.write("5")
 
 
-def worker() -> None:
+def worker(child: bool) -> None:
     """Read seeds on stdin, answer one JSON line per case on stdout."""
     from fuzz_cases import check_case, make_case
 
     root = Path(tempfile.mkdtemp(prefix="fsprec-fuzz-"))
+    cache = Path(tempfile.mkdtemp(prefix="fsprec-fuzz-cache-"))
+    os.environ["FSPREC_CACHE_DIR"] = str(cache)  # health's cache, never the user's
     for line in sys.stdin:
         seed = int(line)
         folder, argv, description = make_case(seed, root)
         _reset_peak()
         start = time.perf_counter()
-        broken = check_case(folder, argv)
-        answer = {"seed": seed, "case": description, "broken": broken,
+        outcome = check_case(folder, argv, child=child)
+        answer = {"seed": seed, "case": description, "broken": outcome.broken,
+                  "command": argv[0], "code": outcome.code, "child": outcome.reached_child,
                   "seconds": time.perf_counter() - start, "rss_mb": _peak_mb()}
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         print(json.dumps(answer), flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 class Worker:
     """The worker process, restarted after a crash or a hang."""
 
-    def __init__(self) -> None:
+    def __init__(self, child: bool) -> None:
+        self.argv = [sys.executable, __file__, "--worker"] + ([] if child else ["--no-child"])
         self.proc = self._start()
 
-    @staticmethod
-    def _start() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, cwd=REPO)
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=REPO)
 
     def run(self, seed: int, timeout: float) -> dict | str:
         """The case's answer, or "hang" / "crash"."""
@@ -93,16 +102,20 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a hang")
     parser.add_argument("--json", metavar="FILE", help="write the summary here")
+    parser.add_argument("--no-child", action="store_true",
+                        help="validate stops where it would start its Keras child")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker()
+        worker(child=not args.no_child)
         return
     started = time.time()
-    kinds, failures = collections.Counter(), []
-    hangs = crashes = 0
+    kinds, commands, codes, failures = (collections.Counter(), collections.Counter(),
+                                        collections.Counter(), [])
+    hangs = crashes = children = 0
     peak, slowest = 0.0, (0.0, "")
-    pool = Worker()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    pool = Worker(child=not args.no_child)
     done = 0
     for seed in range(args.start, args.start + args.n):
         answer = pool.run(seed, args.timeout)
@@ -113,6 +126,9 @@ def main() -> None:
             print(f"BROKEN seed {seed}: {answer}", flush=True)
             continue
         kinds[answer["case"].split(":")[1].split(" on ")[0].strip()] += 1
+        commands[answer["command"]] += 1
+        codes[str(answer["code"])] += 1
+        children += answer["child"]
         peak = max(peak, answer["rss_mb"])
         if answer["rss_mb"] > 200:
             answer["broken"].append(f"peak RSS {answer['rss_mb']:.0f} MB")
@@ -125,7 +141,12 @@ def main() -> None:
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
                            f"{platform.release()}, Python {platform.python_version()}",
+                "load_average_at_start": load,
+                "load_average_at_end": os.getloadavg()[0] if load is not None else None,
                 "cases": done, "first_seed": args.start, "by_kind": dict(kinds),
+                "by_command": dict(commands), "exit_codes": dict(codes),
+                "validate_child": "not started" if args.no_child else "started",
+                "validate_reached_child": children,
                 "broken": len(failures), "hangs": hangs, "crashes": crashes,
                 "peak_rss_mb": round(peak, 1), "slowest_case_s": round(slowest[0], 2),
                 "slowest_case": slowest[1], "wall_s": round(time.time() - started),

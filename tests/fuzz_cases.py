@@ -2,11 +2,14 @@
 
 ``make_case(seed, root)`` builds one damaged model folder, deterministically from ``seed``:
 JSON mutations of the config and state, zip damage, h5 damage, bombs, path tricks, planted
-journals and temp files, files replaced by directories or symlinks. ``check_case`` runs one
-fsprec command on it in this process and returns the broken promises (empty: all kept).
+journals and temp files, files replaced by directories or symlinks. The seed picks the family
+(``seed % 10``) and the command (``seed // 10 % 11``), so seeds 0-109 run every command on
+every family once. ``check_case`` runs the command on it, in this process (or through the real
+``fsprec`` entry point with ``process=True``) and returns what happened and the broken promises.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import hashlib
@@ -16,18 +19,29 @@ import os
 import random
 import shutil
 import struct
+import subprocess
 import sys
+import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 from factory import PLUGIN, make_keras2, make_keras3
 
 from fsprec.core.cli import main
+from fsprec.core.errors import FsprecError
+from fsprec.core.validate import runner
 
+# Every command of `fsprec --help`; validate with the cheapest pass (its child starts Keras).
+VALIDATE = ["validate", "--steps", "0", "--batch", "1", "--no-autopin", "--device", "cpu"]
 COMMANDS = (["inspect"], ["inspect", "--json"], ["nan-scan"], ["restore"], ["scan"],
-            ["convert", "--to", "mixed_float16", "--yes"], ["convert", "--to", "float32", "--yes"])
-READ_ONLY = ("inspect", "nan-scan", "scan")
+            ["convert", "--to", "mixed_float16", "--yes"], ["convert", "--to", "float32", "--yes"],
+            VALIDATE, ["health"], ["health", "--all", "--json"], ["rollback", "--to", "backup",
+                                                                 "--yes"])
+READ_ONLY = ("inspect", "nan-scan", "scan", "validate", "health")
 JUNK = [None, True, 0, -1, 1e308, "", "x" * 300, [], {}, [[[]]], {"a": {"b": {}}}, "\u202e",
         2 ** 70, [1, "a", None]]
 
@@ -60,7 +74,8 @@ def _rezip(path: Path, members: list[tuple[zipfile.ZipInfo, bytes]]) -> None:
         for info, data in members:
             new = zipfile.ZipInfo(info.filename, info.date_time)
             new.compress_type = info.compress_type
-            with contextlib.suppress(UserWarning):
+            with warnings.catch_warnings():  # a duplicate member is the point
+                warnings.simplefilter("ignore", UserWarning)
                 archive.writestr(new, data)
 
 
@@ -315,21 +330,37 @@ MUTATORS: dict[str, Callable] = {
 }
 
 
+_BASES: dict[tuple[str, bool], Path] = {}
+
+
+def _base(fmt: str, mixed: bool) -> Path:
+    """The undamaged folder of each kind, built once per process and copied for each case."""
+    if (fmt, mixed) not in _BASES:
+        if not _BASES:
+            home = Path(tempfile.mkdtemp(prefix="fsprec-fuzz-bases-"))
+            atexit.register(shutil.rmtree, home, ignore_errors=True)
+            _BASES[("home", False)] = home
+        folder = _BASES[("home", False)] / f"{fmt}-{int(mixed)}"
+        (make_keras3 if fmt == "keras3" else make_keras2)(folder, mixed=mixed)
+        _BASES[(fmt, mixed)] = folder
+    return _BASES[(fmt, mixed)]
+
+
 def make_case(seed: int, root: Path) -> tuple[Path, list[str], str]:
     """Build case ``seed`` under ``root``; returns (folder, argv, description)."""
     rng = random.Random(seed)
     kind = list(MUTATORS)[seed % len(MUTATORS)]
     fmt = "keras3" if rng.random() < 0.7 else "keras2"
     folder = root / f"case{seed}"
-    (make_keras3 if fmt == "keras3" else make_keras2)(folder, mixed=rng.random() < 0.3)
+    shutil.copytree(_base(fmt, rng.random() < 0.3), folder)
     if rng.random() < 0.3:  # some cases have backups to restore from
         for path in list(folder.iterdir()):
             if path.is_file():
                 shutil.copy(path, path.with_name(path.name + ".bk"))
     MUTATORS[kind](rng, folder)
-    argv = list(rng.choice(COMMANDS)) + [str(folder)]
-    argv = argv[:1] + [argv[-1]] + argv[1:-1]
-    return folder, argv, f"seed {seed}: {kind} on {fmt}, fsprec {' '.join(argv[:1] + argv[2:])}"
+    command = COMMANDS[seed // len(MUTATORS) % len(COMMANDS)]
+    argv = [command[0], str(folder), *command[1:]]
+    return folder, argv, f"seed {seed}: {kind} on {fmt}, fsprec {' '.join(command)}"
 
 
 def _loads(folder: Path) -> str | None:
@@ -342,22 +373,67 @@ def _loads(folder: Path) -> str | None:
         scan_weights(model)
         if model.format == "keras3":
             with zipfile.ZipFile(model.model_file) as archive:
-                if archive.testzip() is not None:
-                    return "a member fails its CRC"
+                bad = archive.testzip()
+                if bad is not None:
+                    return f"{bad} fails its CRC"
     except Exception as err:  # any failure is the finding
         return f"{type(err).__name__}: {err}"
     return None
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Run ``fsprec argv`` in this process; (exit code, stdout, stderr)."""
+KERAS_READS = ("config.json", "metadata.json", "model.weights.h5")
+
+
+def _keras_would_fail(why: str | None) -> bool:
+    """Whether a :func:`_loads` finding is damage Keras reads too (not a bad CRC in a member
+    that neither Keras nor fsprec opens, such as ``notes/`` or the optimizer)."""
+    return why is not None and (not why.endswith("fails its CRC") or
+                                why.split()[0] in KERAS_READS)
+
+
+class ChildWouldStart(FsprecError):
+    """Raised where ``validate`` would start its Keras child, when a case runs without it."""
+
+    SENTENCE = "fuzz: the validation child would start here"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(self.SENTENCE)
+
+
+def run_cli(argv: list[str], child: bool = True) -> tuple[int, str, str, bool]:
+    """Run ``fsprec argv`` in this process: (exit code, stdout, stderr, whether ``validate``
+    started its child). ``child=False``: ``validate`` stops where it would start Keras."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    starts = []
+
+    def child_command(*args: object, **kwargs: object) -> list[str]:
+        starts.append(args)
+        if not child:
+            raise ChildWouldStart
+        return command(*args, **kwargs)
+
+    command = runner.command
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            mock.patch.object(runner, "command", child_command):
         try:
             code = main(argv)
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 2
-    return code, out.getvalue(), err.getvalue()
+    return code, out.getvalue(), err.getvalue(), bool(starts)
+
+
+def entry_point() -> list[str]:
+    """The installed ``fsprec`` script next to this Python, else ``python -m``."""
+    script = Path(sys.executable).with_name("fsprec")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "fsprec.core.cli"]
+
+
+def run_process(argv: list[str], timeout: float = 300) -> tuple[int, str, str, bool]:
+    """Run ``fsprec argv`` as its own process, as a user does (the last item, whether the
+    validation child started, is not known from outside: False)."""
+    done = subprocess.run([*entry_point(), *argv], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    return done.returncode, done.stdout, done.stderr, False
 
 
 def _ours(name: str) -> bool:
@@ -371,13 +447,50 @@ def user_files(snap: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in snap.items() if not _ours(Path(k).name)}
 
 
-def check_case(folder: Path, argv: list[str]) -> list[str]:
-    """Run one case; every promise it breaks, in words (empty: all kept)."""
+@dataclass
+class Outcome:
+    """What one case did: its exit code, first stderr line, the promises it broke, and for
+    ``validate`` whether the parent let the input through to the Keras child."""
+
+    code: int
+    message: str
+    broken: list[str] = field(default_factory=list)
+    reached_child: bool = False
+    child_on_damage: str | None = None  # why fsprec itself rejects what reached the child
+
+
+def _wrong_success(folder: Path, argv: list[str], out: str, could_load: bool,
+                   before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The broken promises of a command that exited 0."""
+    broken = []
+    if argv[0] == "health" and _keras_would_fail(_loads(folder)):
+        broken.append(f"health exited 0 on a live model that does not load ({_loads(folder)})")
+    if argv[0] == "validate" and _loads(folder) is not None:
+        broken.append(f"validate said safe on a model that does not load ({_loads(folder)})")
+    if argv[0] in ("convert", "rollback") and "already" not in out:
+        why = _loads(folder)
+        if why is not None:
+            broken.append(f"{argv[0]} exited 0 but its result does not load ({why})")
+        if argv[0] == "convert" and not could_load:
+            broken.append("convert exited 0 on a model that does not load")
+        model = next((k for k in before if k.endswith((".keras", ".h5"))), None)
+        if argv[0] == "convert" and model and after.get(f"{model}.bk") != before[model]:
+            broken.append("after convert, the .bk is not the model from before")
+    return broken
+
+
+def check_case(folder: Path, argv: list[str], child: bool = True,
+               process: bool = False) -> Outcome:
+    """Run one case and check every promise. ``child=False``: ``validate`` runs its parent
+    side only; ``process=True``: through the real entry point (exit code, stderr as a user
+    sees them)."""
     before = snapshot(folder)
     could_load = _loads(folder) is None if argv[0] == "convert" else True
-    code, out, err = run_cli(argv)
+    code, out, err, started = run_process(argv) if process else run_cli(argv, child=child)
     after = snapshot(folder)
-    broken = []
+    outcome = Outcome(code, err.strip().splitlines()[0] if err.strip() else "",
+                      reached_child=started, child_on_damage=_loads(folder) if started else None)
+    broken = outcome.broken
     if code not in (0, 1, 2):
         broken.append(f"exit code {code}")
     if "Traceback" in err + out or "Unexpected error" in err:
@@ -388,20 +501,16 @@ def check_case(folder: Path, argv: list[str]) -> list[str]:
         broken.append("the folder changed although the command failed")
     if argv[0] in READ_ONLY and after != before:
         broken.append(f"{argv[0]} changed the folder")
-    if code == 0 and argv[0] == "convert" and "already" not in out:
-        why = _loads(folder)
-        if why is not None:
-            broken.append(f"convert exited 0 but its result does not load ({why})")
-        if not could_load:
-            broken.append("convert exited 0 on a model that does not load")
-        model = next((k for k in before if k.endswith((".keras", ".h5"))), None)
-        if model and after.get(f"{model}.bk") != before[model]:
-            broken.append("after convert, the .bk is not the model from before")
-    return broken
+    if started and _keras_would_fail(outcome.child_on_damage):
+        broken.append("validate started Keras on a model fsprec itself refuses "
+                      f"({outcome.child_on_damage})")
+    if code == 0:
+        broken += _wrong_success(folder, argv, out, could_load, before, after)
+    return outcome
 
 
-if __name__ == "__main__":  # python tests/fuzz_cases.py SEED: show one case
-    import tempfile
+if __name__ == "__main__":  # python tests/fuzz_cases.py SEED: run one case (Keras child too)
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["FSPREC_CACHE_DIR"] = str(Path(tmp) / "cache")  # health's, not the user's
         case = make_case(int(sys.argv[1]), Path(tmp))
-        print(case[2], check_case(case[0], case[1]) or "ok")
+        print(case[2], check_case(case[0], case[1]))
