@@ -4,7 +4,8 @@
 Measured side by side in one run, each operation in a fresh child process (so its peak RSS is
 its own), median of ``--repeat`` runs, warm page cache for every contender:
 
-* inspect (``open_model`` + full layer tree with params) vs ``keras.saving.load_model``;
+* inspect (``open_model`` + full layer tree with params; in the process, and the whole process)
+  vs ``keras.saving.load_model``;
 * convert in place, backups included, as a whole process (interpreter start, imports and
   all, as ``fsprec convert DIR --to P --yes`` runs it) vs ``cp`` and ``cp`` + ``sync`` of the
   same file, also whole processes;
@@ -120,6 +121,7 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
     child("read", str(model_file))  # warm the cache (or evict below, per run)
     inspect = [child("inspect", str(source), cold=evicted) for _ in range(repeat)]
     row["inspect_s"], row["inspect_rss"] = median(inspect, "seconds"), median(inspect, "rss_mb")
+    row["inspect_wall"] = median(inspect, "wall")
     if with_keras:
         load = [child("load", str(source), cold=evicted) for _ in range(repeat)]
         row["load_s"], row["load_rss"] = median(load, "seconds"), median(load, "rss_mb")
@@ -150,16 +152,17 @@ def bench_model(name: str, work: Path, repeat: int, with_keras: bool, cold: bool
 
 
 def markdown(rows: list[dict], with_keras: bool) -> str:
-    lines = ["| model | size | inspect | load_model | speed-up | RSS inspect / load | "
-             "convert | cp | convert/cp | cp+sync | convert/(cp+sync) | convert RSS | nan-scan | "
-             "read once | scan/read |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | size | inspect | inspect process | load_model | speed-up | "
+             "RSS inspect / load | convert | cp | convert/cp | cp+sync | convert/(cp+sync) | "
+             "convert RSS | nan-scan | read once | scan/read |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         load = (f"{r['load_s']:.2f} s", f"{r['load_s'] / r['inspect_s']:.0f}x",
                 f"{r['inspect_rss']:.0f} / {r['load_rss']:.0f} MB "
                 f"({r['inspect_rss'] / r['load_rss']:.2f})") if with_keras else ("-", "-", "-")
         lines.append(
             f"| {r['model']} | {r['size_mb']:.0f} MB | {r['inspect_s'] * 1000:.0f} ms | "
+            f"{r['inspect_wall'] * 1000:.0f} ms | "
             f"{load[0]} | {load[1]} | {load[2]} | {r['convert_s']:.2f} s | {r['cp_s']:.2f} s | "
             f"{r['convert_s'] / r['cp_s']:.2f} | {r['cp_sync_s']:.2f} s | "
             f"{r['convert_s'] / r['cp_sync_s']:.2f} | {r['convert_rss']:.0f} MB | "

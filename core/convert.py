@@ -203,21 +203,8 @@ def plan(folder: str | Path, target: str, pins: list[str] | tuple[str, ...] = ()
                        _new_state(model, target), out, backup, ini, update_train_ini, warnings,
                        next_start, prints)
         if wait or planned.nothing_to_do:
-            _check_weights(model)
+            model.check_readable()
         return planned
-
-
-def _check_weights(model: ModelFolder, task: Task | None = None) -> None:
-    """Wait for the guard's child; raise :class:`FsprecError` when the weights are damaged
-    or missing."""
-    cancelled = (lambda: task.cancelled) if task else (lambda: False)
-    reading = model.reading(crc=True)
-    index = reading.index(cancelled)
-    if not index.weights and model.leaves(with_params=False):
-        raise FsprecError(f"{model.model_file.name} holds no weights for its layers; Keras "
-                          "would not load it.")
-    if reading.wants("crc"):
-        reading.crcs(cancelled)
 
 
 def plan_consistent(folder: str | Path, **options) -> Plan:
@@ -349,7 +336,7 @@ def _write_all(plan_: Plan, task: Task) -> None:
             atomic.write_temp(target_state, plan_.state.to_bytes())
             moves.append((atomic.temp_path(target_state), target_state))
         task.progress("Verifying", 0, 1)
-        _check_weights(model, task)
+        model.check_readable(lambda: task.cancelled)
         task.check()
         _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:

@@ -75,6 +75,17 @@ class ModelFolder:
                                           crc and self.format == "keras3")
         return self._reading
 
+    def check_readable(self, cancelled: h5guard.CancelCheck = lambda: False) -> None:
+        """Wait for the guard's child to index the weights and prove every zip member's CRC;
+        raise :class:`FsprecError` when they are damaged, or missing for the layers (what
+        Keras would fail on, said before anything is written or started)."""
+        reading = self.reading(crc=True)
+        if not reading.index(cancelled).weights and self.leaves(with_params=False):
+            raise FsprecError(f"{self.model_file.name} holds no weights for its layers; Keras "
+                              "would not load it.")
+        if reading.wants("crc"):
+            reading.crcs(cancelled)
+
     @cached_property
     def weights(self) -> WeightsIndex:
         """The weights index (h5 metadata only; computed on first use)."""

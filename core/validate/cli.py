@@ -9,8 +9,6 @@ from typing import TextIO
 
 from ..errors import FsprecError
 from ..layers import MIXED_POLICIES
-from ..nanscan import scan_weights
-from ..task import Task
 from .environments import CONDA_ROOTS, ENV_NAME, faceswap_pythons
 from .options import BACKEND_CHOICES, DEVICES, FULL, QUICK, Options
 from .report import text_report
@@ -85,9 +83,6 @@ def command(args: argparse.Namespace) -> int:
         python = str(found[0])
     bar = Progress()
     try:
-        # Damaged weights (unreadable HDF5, a CRC mismatch) are refused here, in fsprec's own
-        # words, before the child spends seconds starting Keras on them.
-        scan_weights(args.dir, Task(bar.progress))
         result = run_validation(args.dir, options, args.device, on_progress=bar.progress,
                                 on_eta=bar.set_eta, backend=args.backend, python=python)
     finally:

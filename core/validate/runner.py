@@ -64,8 +64,10 @@ def command(folder: str | Path, options: Options, python: str = sys.executable,
 
 
 def check_inputs(folder: str | Path, options: Options, device: str) -> None:
-    """Refuse bad input before a process is started (a clear FsprecError)."""
-    open_model(folder)
+    """Refuse bad input before a process is started (a clear FsprecError): damaged weights
+    (unreadable HDF5, a CRC mismatch) are refused here, in fsprec's own words, before the
+    child spends seconds starting Keras on them."""
+    open_model(folder).check_readable()
     if device not in DEVICES:
         raise FsprecError(f"Unknown device {device!r}; choose auto, cpu or gpu.")
     if (options.batch is not None and options.batch < 1) or \
