@@ -85,7 +85,11 @@ FSVENV  := .fsvenv
 FSSTAMP := $(FSVENV)/.installed
 FSREQS  := tests/integration/requirements-faceswap.txt
 
-.PHONY: faceswap-venv faceswap-venv-if-present
+.PHONY: faceswap-venv faceswap-venv-if-present test-faceswap
+
+# The integration part alone (`make test` runs it with the rest).
+test-faceswap: $(STAMP) faceswap-venv-if-present
+	$(BIN)/python -m pytest -q -m faceswap tests/integration $(PYTEST_ARGS)
 
 faceswap-venv: $(FSSTAMP)
 

@@ -158,15 +158,26 @@ def _promote(dtypes: set[str | None]) -> str | None:
     return max(dtypes, key=FLOAT_DTYPES.index)
 
 
+# Keras 3's spatial dropouts save their variable dtype ("float32") as their ``dtype``, not
+# their policy: built under a global mixed_float16 policy they output float16 while their
+# config says float32, and any load (Faceswap's switch included) rebuilds them float32, so
+# their output references are saved as float32 after Faceswap's switch (Faceswap's unbalanced
+# model). Their references follow the config, whatever was stored.
+_VARIABLE_DTYPE_IN_CONFIG = frozenset(("SpatialDropout1D", "SpatialDropout2D",
+                                       "SpatialDropout3D"))
+
+
 def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
                           new: dict[str, Scope]) -> None:
     """Set each tensor reference's dtype to what its producer now outputs.
 
     Only references whose stored dtype matches what the old config implies are touched, so
-    a producer whose output dtype cannot be told from the config is left exactly as saved.
+    a producer whose output dtype cannot be told from the config is left exactly as saved;
+    the spatial dropouts' references are always set (``_VARIABLE_DTYPE_IN_CONFIG``).
     """
     for path, scope_layers in iter_scopes(layers):
         before, after = old[path], new[path]
+        classes = {entry_name(entry): entry.get("class_name") for entry in scope_layers}
         for entry in scope_layers:
             for tensor in keras3_tensors(entry.get("inbound_nodes", [])):
                 history = tensor.get("keras_history")
@@ -174,7 +185,10 @@ def _update_tensor_dtypes(layers: list[dict], old: dict[str, Scope],
                     continue
                 was = before.get(history[0], {}).get(history[2])
                 now = after.get(history[0], {}).get(history[2])
-                if None not in (was, now) and tensor.get("dtype") == was and now != was:
+                if None in (was, now):
+                    continue
+                if classes.get(history[0]) in _VARIABLE_DTYPE_IN_CONFIG or (
+                        tensor.get("dtype") == was and now != was):
                     tensor["dtype"] = now
 
 

@@ -200,6 +200,20 @@ def test_dropout_records_training_when_its_input_needs_no_cast():
     assert again["config"]["layers"][-1]["inbound_nodes"][0]["kwargs"] == {"training": False}
 
 
+def test_spatial_dropout_outputs_follow_their_config_after_a_switch():
+    """A spatial dropout built under Faceswap's global mixed policy outputs float16 while its
+    config says "float32" (Keras saves its variable dtype); Faceswap's switch to float32
+    saves its output as float32 (Faceswap's unbalanced model), and so does fsprec's."""
+    config = tiny_config(mixed=True)
+    stem = next(entry for path, entry in iter_entries(config["config"]["layers"])
+                if path == "encoder/stem")
+    reference = next(keras3_tensors(stem["inbound_nodes"]))
+    assert reference["keras_history"][0] == "spatial_dropout2d"
+    reference["dtype"] = "float16"  # as built: the float16 input passed through
+    back = switch_precision(config, ELIGIBLE, "float32")
+    assert _tensors(back)[("encoder/stem", 0)] == ("spatial_dropout2d", "float32")
+
+
 def test_stray_mixed_layers_are_made_float32():
     """A mixed layer outside the eligible set (a partial model) is set to float32."""
     mixed = tiny_config(mixed=True)

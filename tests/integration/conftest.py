@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,8 +85,3 @@ def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Faceswap:
     (tree / "config" / ".faceswap").write_text(json.dumps({"backend": "cpu"}))
     return Faceswap(tree, root)
 
-
-def fsprec_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the ``fsprec`` command (this venv) and return the finished process."""
-    return subprocess.run([sys.executable, "-m", "fsprec.core.cli", *args], capture_output=True,
-                          text=True, check=False)

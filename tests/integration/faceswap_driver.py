@@ -6,20 +6,25 @@ own argument parser, ``PluginLoader.get_model(plugin)(model_dir, args, predict=F
 ``model.build()``) with ``config/train.ini`` set to the job's precision, then optionally trains
 it through Faceswap's own trainer on synthetic faces and saves it with Faceswap's own save.
 
-A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "save": bool, "ini": {section:
-{option: value}}, "forward": npz path or absent}``; a folder without a model gets a new one
-built by Faceswap. Its report:
-``{"rebuild": bool, "dtypes": {"sub/layer": policy}, "losses": [float], "error": str|null}``.
+A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "batch": int (default 2),
+"save": bool, "documents_only": bool, "ini": {section: {option: value}}, "forward": npz path
+or absent}``; a folder without a model gets a new one built by Faceswap. Its report:
+``{"rebuild": bool, "dtypes": {"sub/layer": policy}, "losses": [float], "seconds": {"build",
+"steps": [..], "save"}, "documents": {"config", "state"} (with documents_only), "error":
+str|null}``. ``documents_only``: after the save, the saved ``config.json`` and state go into
+the report and the folder is deleted (full-size weights are hundreds of MB each).
 This file only drives Faceswap; it is not part of fsprec.
 """
 from __future__ import annotations
 
 import json
 import os
-import time
 import re
+import shutil
 import sys
+import time
 import traceback
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -83,8 +88,9 @@ def reload_config() -> None:
     train_config._IS_LOADED = False
 
 
-def parse_train_args(model_dir: str, plugin: str, faces: Path):
-    """``faceswap train -A .. -B .. -m MODEL -t PLUGIN`` through Faceswap's own parser."""
+def parse_train_args(model_dir: str, plugin: str, faces: Path, batch: int):
+    """``faceswap train -A .. -B .. -m MODEL -t PLUGIN -b BATCH`` through Faceswap's own
+    parser (no previews, no time-lapse, no TensorBoard logs)."""
     from lib.cli import args as cli_args
     from lib.cli.args_train import TrainArgs
     parser = cli_args.FullHelpArgumentParser()
@@ -92,7 +98,7 @@ def parse_train_args(model_dir: str, plugin: str, faces: Path):
     TrainArgs(sub, "train", "train")
     return parser.parse_args(["train", "-A", str(faces / "a"), "-B", str(faces / "b"),
                               "-m", model_dir, "-t", plugin.replace("_", "-"),
-                              "--batch-size", "2", "--no-logs"])
+                              "--batch-size", str(batch), "--no-logs"])
 
 
 def layer_dtypes(model, prefix: str = "") -> dict[str, str]:
@@ -144,13 +150,14 @@ def run_job(job: dict, faces: Path) -> dict:
     set_options(job["mixed"], job.get("ini", {}))
     reload_config()
     keras.backend.clear_session()
-    args = parse_train_args(job["model_dir"], job["plugin"], faces)
+    args = parse_train_args(job["model_dir"], job["plugin"], faces, job.get("batch", 2))
     model = PluginLoader.get_model(args.trainer, disable_logging=True)(
         args.model_dir, args, predict=False)
     report: dict = {"rebuild": bool(model.state.model_needs_rebuild), "losses": []}
     start = time.monotonic()
     model.build()
-    report["seconds"] = {"build": time.monotonic() - start}
+    seconds: dict = {"build": time.monotonic() - start, "steps": []}
+    report["seconds"] = seconds
     report["dtypes"] = layer_dtypes(model.model)
     trainer = None
     if job.get("steps"):
@@ -165,12 +172,20 @@ def run_job(job: dict, faces: Path) -> dict:
         finally:
             fs_train.Trainer._get_train_loader = original
         for _ in range(job["steps"]):
+            start = time.monotonic()
             trainer.train_one_step(None, False)
+            seconds["steps"].append(time.monotonic() - start)
             report["losses"].append(float(np.sum(model._io.history[-1])))
-    report["seconds"]["train"] = time.monotonic() - start
+    start = time.monotonic()
     if job.get("save"):
         model.io.save(trainer._optimizer if trainer is not None else None, is_exit=True)
-    report["seconds"]["save"] = time.monotonic() - start
+    seconds["save"] = time.monotonic() - start
+    if job.get("documents_only"):
+        with zipfile.ZipFile(model.io.filename) as archive:
+            config = json.loads(archive.read("config.json"))
+        state = json.loads(Path(model.state.filename).read_text(encoding="utf-8"))
+        report["documents"] = {"config": config, "state": state}
+        shutil.rmtree(job["model_dir"])
     if job.get("forward"):
         forward(model.model, Path(job["forward"]))
     return report
