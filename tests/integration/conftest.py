@@ -21,6 +21,7 @@ FACESWAP = Path(os.environ.get("FSPREC_FACESWAP_SOURCE", REPO.parent / "shared" 
 FSVENV = Path(os.environ.get("FSPREC_FSVENV", REPO / ".fsvenv"))
 DRIVER = Path(__file__).with_name("faceswap_driver.py")
 _TIMEOUT = 900
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,28 +48,58 @@ def missing() -> str | None:
 
 
 class Faceswap:
-    """A writable copy of the Faceswap tree and a way to run driver jobs in its venv."""
+    """Writable copies of the Faceswap tree and a way to run driver jobs in its venv.
+
+    Faceswap writes ``config/train.ini`` in its tree, so each concurrent driver process gets a
+    tree of its own; jobs are independent, so a run is split over :data:`WORKERS` processes
+    (one per core: loading and saving models is single-threaded, and is most of the time).
+    """
 
     def __init__(self, tree: Path, work: Path) -> None:
-        self.tree = tree
+        self.trees = [tree]
         self.work = work
         self._runs = 0
 
     def run(self, jobs: list[dict]) -> list[dict]:
-        """Run jobs (see faceswap_driver.py) in one Faceswap process; one report per job."""
+        """Run jobs (see faceswap_driver.py) in Faceswap processes; one report per job, in
+        the jobs' order."""
         self._runs += 1
-        jobs_file = self.work / f"jobs_{self._runs}.json"
-        report_file = self.work / f"reports_{self._runs}.json"
-        jobs_file.write_text(json.dumps(jobs))
+        count = max(1, min(WORKERS, len(jobs)))
+        while len(self.trees) < count:
+            tree = self.trees[0].with_name(f"faceswap_{len(self.trees)}")
+            shutil.copytree(self.trees[0], tree)
+            self.trees.append(tree)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env |= {"KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
-        proc = subprocess.run([str(FSVENV / "bin" / "python"), str(DRIVER), str(jobs_file),
-                               str(report_file)], cwd=self.tree, env=env, capture_output=True,
-                              text=True, timeout=_TIMEOUT, check=False)
-        if proc.returncode != 0 or not report_file.is_file():
-            raise AssertionError(f"Faceswap driver failed ({proc.returncode}):\n"
-                                 f"{proc.stderr[-4000:]}")
-        return json.loads(report_file.read_text())
+        running = []
+        for worker in range(count):
+            jobs_file = self.work / f"jobs_{self._runs}_{worker}.json"
+            report_file = self.work / f"reports_{self._runs}_{worker}.json"
+            jobs_file.write_text(json.dumps(jobs[worker::count]))
+            proc = subprocess.Popen([str(FSVENV / "bin" / "python"), str(DRIVER),
+                                     str(jobs_file), str(report_file)], cwd=self.trees[worker],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+            running.append((proc, report_file))
+        failures, reports = [], [{}] * len(jobs)
+        for worker, (proc, report_file) in enumerate(running):
+            try:
+                _, stderr = proc.communicate(timeout=_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+            if proc.returncode != 0 or not report_file.is_file():
+                failures.append(f"Faceswap driver failed ({proc.returncode}):\n{stderr[-4000:]}")
+            else:
+                reports[worker::count] = json.loads(report_file.read_text())
+        if failures:
+            raise AssertionError("\n".join(failures))
+        return reports
+
+    @property
+    def tree(self) -> Path:
+        """The first tree (for scripts run on their own)."""
+        return self.trees[0]
 
 
 @pytest.fixture(scope="session")
