@@ -53,6 +53,13 @@ def build_model_folder(folder: Path, overflow: bool = False, rms_norm: bool = Fa
     settings = Settings(mixed_precision=False)
     inputs = [keras.Input((size, size, 3), name=f"face_in_{side}") for side in "ab"]
     model, names = settings.get_mixed_precision_layers(build, inputs)
+    return _save_with_state(folder, model, names)
+
+
+def _save_with_state(folder: Path, model, names: list[str]) -> Path:
+    """Save ``model`` as a float32 Faceswap 3 folder whose state lists ``names`` as eligible."""
+    import keras
+
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / f"{PLUGIN}.keras")
     state = {"name": PLUGIN, "sessions": {}, "lowest_avg_loss": 0.0, "iterations": 0,
@@ -82,11 +89,4 @@ def build_layer_folder(folder: Path, make_layer, size: int = 256, channels: int 
 
     inputs = [keras.Input((size, size, channels), name="face_in")]
     model, names = Settings(mixed_precision=False).get_mixed_precision_layers(build, inputs)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / f"{PLUGIN}.keras")
-    state = {"name": PLUGIN, "sessions": {}, "lowest_avg_loss": 0.0, "iterations": 0,
-             "mixed_precision_layers": names, "lr_finder": -1.0,
-             "config": {"mixed_precision": False}}
-    (folder / f"{PLUGIN}_state.json").write_text(json.dumps(state, indent=2))
-    keras.backend.clear_session()
-    return folder
+    return _save_with_state(folder, model, names)

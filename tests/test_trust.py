@@ -233,13 +233,17 @@ def test_weights_that_are_not_hdf5_are_refused(tmp_path, capsys):
             "model.weights.h5 in tiny.keras is not an HDF5 file")
 
 
-def test_nan_scan_refuses_weights_with_a_wrong_crc(tmp_path, capsys):
-    folder = make_keras3(tmp_path / "m", optimizer=False)
-    path = folder / MODEL
+def _flip_a_weights_byte(path: Path) -> None:
+    """One bit flipped in the middle of the stored weights member (its CRC no longer holds)."""
     data = bytearray(path.read_bytes())
     info = zipfile.ZipFile(path).getinfo("model.weights.h5")
     data[info.header_offset + 200 + info.file_size // 2] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def test_nan_scan_refuses_weights_with_a_wrong_crc(tmp_path, capsys):
+    folder = make_keras3(tmp_path / "m", optimizer=False)
+    _flip_a_weights_byte(folder / MODEL)
     refused(capsys, folder, ["nan-scan", str(folder)], "CRC mismatch")
 
 
@@ -416,11 +420,7 @@ def test_a_crc_error_found_after_the_copy_changes_nothing(tmp_path, monkeypatch)
     from fsprec.core import h5guard
     monkeypatch.setattr(h5guard, "_crcs", _slow_crcs)
     folder = make_keras3(tmp_path / "m", optimizer=False)
-    path = folder / MODEL
-    data = bytearray(path.read_bytes())
-    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
-    data[info.header_offset + 200 + info.file_size // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    _flip_a_weights_byte(folder / MODEL)
     before = snapshot(folder)
     with pytest.raises(FsprecError, match="CRC mismatch"):
         convert.convert(folder, "mixed_float16")
