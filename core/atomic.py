@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FsprecError
+from .task import Task
 
 TMP_SUFFIX = ".fsprec-tmp"
 JOURNAL = ".fsprec-journal.json"
@@ -71,6 +72,24 @@ def open_temp(target: Path) -> Iterator:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def copy_temp(source: Path, target: Path, task: Task, stage: str, done: int = 0,
+              total: int | None = None) -> int:
+    """Copy ``source`` byte for byte into the temp file of ``target`` (fsynced), reporting
+    ``stage`` progress from ``done`` of ``total`` (the source's size by default) and checking
+    cancel per chunk; returns ``done`` plus the bytes copied."""
+    total = source.stat().st_size if total is None else total
+    with open(source, "rb") as src, open_temp(target) as dst:
+        while chunk := src.read(COPY_CHUNK):
+            task.check()
+            dst.write(chunk)
+            done += len(chunk)
+            task.progress(stage, done, total)
+    return done
 
 
 def write_temp(target: Path, data: bytes) -> Path:

@@ -25,19 +25,8 @@ from .task import Task
 from .weights import H5_ERRORS
 
 
-def _copy_file(source: Path, target: Path, task: Task) -> None:
-    total = source.stat().st_size
-    done = 0
-    with open(source, "rb") as src, atomic.open_temp(target) as dst:
-        while chunk := src.read(CHUNK):
-            task.check()
-            dst.write(chunk)
-            done += len(chunk)
-            task.progress("Writing model", done, total)
-
-
 def write(source: Path, target: Path, config: dict, task: Task) -> None:
-    _copy_file(source, target, task)
+    atomic.copy_temp(source, target, task, "Writing model")
     tmp = atomic.temp_path(target)
     try:
         text = json.dumps(config)

@@ -31,7 +31,6 @@ from .state import State
 from .task import Task
 
 _MARGIN = 4 * 1024 * 1024
-_COPY_CHUNK = 8 * 1024 * 1024
 
 
 def _fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -145,16 +144,6 @@ def plan(folder: str | Path, version_id: str, task: Task | None = None,
                         logs, _fingerprint([*sources, *archived]))
 
 
-def _copy(source: Path, target: Path, task: Task, done: int, total: int) -> int:
-    with open(source, "rb") as src, atomic.open_temp(target) as dst:
-        while chunk := src.read(_COPY_CHUNK):
-            task.check()
-            dst.write(chunk)
-            done += len(chunk)
-            task.progress("Copying the version", done, total)
-    return done
-
-
 def _archive_dir(model_dir: Path, plugin: str) -> Path:
     """A new ``<plugin>_archived_<YYYYmmdd_HHMMSS>`` folder (Faceswap's naming)."""
     while True:
@@ -221,7 +210,7 @@ def _roll_back(plan_: RollbackPlan, task: Task) -> RollbackResult:
     with atomic.staged(moves, "Copying"):
         done = 0
         for source, target in zip(plan_.sources, plan_.targets, strict=True):
-            done = _copy(source, target, task, done, total)
+            done = atomic.copy_temp(source, target, task, "Copying the version", done, total)
             moves.append((atomic.temp_path(target), target))
         task.check()
         task.progress("Archiving the current files", 0, 1)
