@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -32,7 +33,7 @@ TMP_SUFFIX = ".fsprec-tmp"
 JOURNAL = ".fsprec-journal.json"
 REJECTED = JOURNAL + ".rejected"
 PORTABLE_ENV = "FSPREC_PORTABLE"
-_TOKEN = f"{os.getpid()}-{secrets.token_hex(4)}"
+_TOKEN = f"{os.getpid()}-{os.urandom(4).hex()}"
 _TEMP_RE = re.compile(r"^\.(?P<target>.+)\.\d+-[0-9a-f]{8}" + re.escape(TMP_SUFFIX) + "$")
 _TARGET_RE = re.compile(r"^(?P<plugin>[^./\\\x00][^/\\\x00]*?)(\.keras|\.h5|_state\.json)(\.bk)?$")
 _MAX_JOURNAL = 64 * 1024
@@ -207,11 +208,55 @@ def commit(folder: Path, moves: list[tuple[Path, Path]]) -> None:
     except OSError as err:
         raise FsprecError(f"Writing failed ({err.strerror or err}); nothing was "
                           "changed.") from err
-    for tmp, target in moves:
-        replace(tmp, target)
-    fsync_dir(folder)
-    journal.unlink()
-    fsync_dir(folder)
+    displaced = _hold_displaced([target for _, target in moves])
+    try:
+        for tmp, target in moves:
+            replace(tmp, target)
+        fsync_dir(folder)
+        journal.unlink()
+        fsync_dir(folder)
+    finally:
+        _release_in_background(displaced)
+
+
+_DISPLACED_MIN = 16 * 1024 * 1024
+
+
+def _hold_displaced(targets: list[Path]) -> list[int]:
+    """Open the large files that replacing ``targets`` will unlink for good (an old ``.bk``).
+
+    On ext4 unlinking a file frees its blocks there and then (~0.4 s for 450 MB on the
+    development machine); held open, the rename only drops the name and the blocks are freed
+    at the last close, which :func:`_release_in_background` moves off the user's wait. POSIX
+    only: on Windows an open file cannot be replaced.
+    """
+    if os.name != "posix" or not fast_paths():
+        return []
+    held = []
+    for target in targets:
+        with suppress(OSError):
+            st = os.stat(target, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size >= _DISPLACED_MIN:
+                held.append(os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+    return held
+
+
+def _release_in_background(fds: list[int]) -> None:
+    """Close ``fds`` so that the last close, which frees their unlinked files' blocks, is a
+    helper's (``cat`` reading an empty pipe; it inherits them and exits at the pipe's end).
+    Where no helper starts they are closed here, which frees them now."""
+    if not fds:
+        return
+    helper = None
+    with suppress(OSError):
+        helper = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, pass_fds=fds,
+                                  start_new_session=True)
+    for fd in fds:
+        os.close(fd)
+    if helper is not None:
+        helper.stdin.close()  # cat ends, closing the last references; we only reap it
+        threading.Thread(target=helper.wait, daemon=True).start()
 
 
 Fingerprint = tuple[tuple[int, int, int, int] | None, ...]

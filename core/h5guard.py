@@ -21,6 +21,7 @@ import faulthandler
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -74,8 +75,10 @@ class Reading:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         context = multiprocessing.get_context(method)
         self._conn, child_end = context.Pipe(duplex=False)
+        todo = {part for part, wanted in self._want.items()
+                if wanted and part not in self._results}
         self._child = context.Process(
-            target=_child, args=(child_end, str(model_file), fmt, layers, crc), daemon=True)
+            target=_child, args=(child_end, str(model_file), fmt, todo, layers), daemon=True)
         self._child.start()
         child_end.close()
         self._started = time.monotonic()
@@ -193,39 +196,47 @@ def check(model_file: Path, fmt: str) -> None:
     start(model_file, fmt).visited()
 
 
-def _child(conn: Any, path: str, fmt: str, layers: list[dict] | None, crc: bool) -> None:
-    """The child process: quiet on a crash (the parent reports it), memory capped; the visit,
-    then each part asked for, each sent as ``(part, status, value)``. It never returns: a
-    parent gone meanwhile (its pipe closed) just ends it."""
+def _child(conn: Any, path: str, fmt: str, todo: set[str], layers: list[dict] | None) -> None:
+    """The child process: quiet on a crash (the parent reports it), memory capped; the parts in
+    ``todo`` (``visit``, ``index`` against ``layers``, ``crc``), each sent as ``(part, status,
+    value)``. The CRC pass needs no HDF5, so it runs on a thread of its own from the start.
+    It never returns: a parent gone meanwhile (its pipe closed) just ends it."""
     faulthandler.disable()
-    import h5py  # noqa: F401 - loaded (with numpy) before the cap is measured
-
+    crc: list[tuple] = []
+    summing = threading.Thread(target=lambda: crc.append(_reply("crc", lambda: _crcs(path))))
+    if "crc" in todo:
+        summing.start()
+    if todo & {"visit", "index"}:
+        import h5py  # noqa: F401 - loaded (with numpy) before the cap is measured
     _limit_memory()
-    _visit(path, fmt)
-    if _memory_errors:
-        os._exit(_TOO_BIG)
     try:
-        conn.send(("visit", "ok", None))
-        if layers is not None:
-            _answer(conn, "index", lambda: _index(path, fmt, layers))
-        if crc:
-            _answer(conn, "crc", lambda: _crcs(path))
+        if "visit" in todo:
+            _visit(path, fmt)
+            if _memory_errors:
+                os._exit(_TOO_BIG)
+            conn.send(("visit", "ok", None))
+        if "index" in todo:
+            conn.send(_reply("index", lambda: _index(path, fmt, layers)))
+        if "crc" in todo:
+            summing.join()
+            conn.send(crc[0])
         conn.close()
     except OSError:  # the parent is gone
         os._exit(0)
     os._exit(_TOO_BIG if _memory_errors else 0)
 
 
-def _answer(conn: Any, part: str, read: Callable[[], Any]) -> None:
+def _reply(part: str, read: Callable[[], Any]) -> tuple[str, str, Any]:
+    """The message for one part: ``ok`` and its value, ``refused`` and the sentence, or
+    ``bug`` and our own traceback; a failed allocation ends the child (its memory cap)."""
     try:
-        answer = (part, "ok", read())
+        return part, "ok", read()
     except FsprecError as err:
-        answer = (part, "refused", str(err))
+        return part, "refused", str(err)
     except MemoryError:
         os._exit(_TOO_BIG)
     except Exception:  # our own bug: the parent raises it, with this traceback
-        answer = (part, "bug", traceback.format_exc())
-    conn.send(answer)
+        return part, "bug", traceback.format_exc()
 
 
 def _index(path: str, fmt: str, layers: list[dict]) -> WeightsIndex:

@@ -425,3 +425,49 @@ def test_a_crc_error_found_after_the_copy_changes_nothing(tmp_path, monkeypatch)
     with pytest.raises(FsprecError, match="CRC mismatch"):
         convert.convert(folder, "mixed_float16")
     assert snapshot(folder) == before
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+def test_a_model_already_read_is_only_crc_checked_when_converted(tmp_path, monkeypatch):
+    """Open then switch (as the GUI does): the guard does not walk the HDF5 again for the
+    conversion, yet still proves the CRCs of what it copies."""
+    from fsprec.core import h5guard
+    folder = make_keras3(tmp_path / "m", optimizer=False)
+    _flip_a_weights_byte(folder / MODEL)  # in the data: the metadata still reads
+    model = open_model(folder)
+    model.reading().index()  # what opening the folder in the window reads
+    monkeypatch.setattr(h5guard, "_visit", lambda *_: os._exit(9))  # a second walk "crashes"
+    before = snapshot(folder)
+    with pytest.raises(FsprecError, match="CRC mismatch"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
+
+def _holders(inode: int) -> list[int]:
+    """Pids of the processes with a file of this inode open (Linux /proc)."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.stat(fd).st_ino == inode:
+                found.append(int(fd.parts[2]))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
+def test_an_old_backup_is_freed_by_a_helper_and_not_kept(tmp_path):
+    """Replacing a large old ``.bk`` must not leave it open here (the disk space would stay
+    taken while the GUI runs), and its blocks must be freed soon after, by no lasting process."""
+    backup = tmp_path / "m.keras.bk"
+    backup.write_bytes(os.urandom(1024) * (20 * 1024))  # 20 MB, the only link
+    inode = backup.stat().st_ino
+    atomic.write_temp(backup, b"new backup")
+    atomic.commit(tmp_path, [(atomic.temp_path(backup), backup)])
+    assert backup.read_bytes() == b"new backup"
+    assert os.getpid() not in _holders(inode)
+    deadline = time.monotonic() + 10
+    while _holders(inode) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _holders(inode), "the replaced backup is still held open"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras.bk"]
