@@ -5,6 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test files are spread over one pytest-xdist worker per core (at most 4: a worker may hold a
+# Keras backend, and the Faceswap tests two Faceswap processes of ~2 GB); each file stays in
+# one worker, so its module fixtures are built once. TEST_JOBS=0 runs everything in-process.
+TEST_JOBS ?= $(shell $(PYTHON) -c "import os; print(min(4, os.cpu_count() or 1))")
 # The core tests again with the POSIX fast paths off (hard links, copy_file_range, reflinks,
 # pread): the code Windows and link-less file systems run (issue 13).
 CORE_TESTS := tests/test_convert.py tests/test_bad_input.py tests/test_tools.py \
@@ -16,11 +20,11 @@ run: $(STAMP)
 	$(BIN)/fsprec-gui --demo
 
 test: $(STAMP) system-deps wheelhouse lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) test-portable
 
 test-portable: $(STAMP)
-	FSPREC_PORTABLE=1 $(BIN)/python -m pytest -q $(CORE_TESTS)
+	FSPREC_PORTABLE=1 $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile $(CORE_TESTS)
 
 install: $(STAMP)
 
