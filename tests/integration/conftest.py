@@ -8,10 +8,13 @@ marker; when the tree or the venv is missing they skip and say which.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,54 +50,103 @@ def missing() -> str | None:
     return None
 
 
-class Faceswap:
-    """Writable copies of the Faceswap tree and a way to run driver jobs in its venv.
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    return env | {"KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
 
-    Faceswap writes ``config/train.ini`` in its tree, so each concurrent driver process gets a
-    tree of its own; jobs are independent, so a run is split over :data:`WORKERS` processes
-    (one per core: loading and saving models is single-threaded, and is most of the time).
+
+class _Driver:
+    """One Faceswap process (faceswap_driver.py) in its own tree, taking one job at a time."""
+
+    def __init__(self, tree: Path, log: Path) -> None:
+        read, write = os.pipe()
+        self.log = log
+        with open(log, "w", encoding="utf-8") as errors:
+            self.proc = subprocess.Popen(
+                [str(FSVENV / "bin" / "python"), str(DRIVER), str(write)], cwd=tree,
+                env=_environment(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=errors, pass_fds=(write,), text=True)
+        os.close(write)
+        self.replies = os.fdopen(read, encoding="utf-8")
+
+    def send(self, job: dict) -> None:
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict:
+        line = self.replies.readline()
+        if not line:
+            raise AssertionError(f"Faceswap driver died ({self.proc.wait()}):\n"
+                                 f"{self.log.read_text(encoding='utf-8')[-4000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.replies.close()
+
+
+class Faceswap:
+    """Faceswap processes, one per core, started once for the session, each in a writable
+    copy of the Faceswap tree (Faceswap writes ``config/train.ini`` there).
+
+    Each process imports Keras and torch once (about 10 s here) and then runs job after job;
+    jobs are independent, so a free process takes the next one, training jobs first (they are
+    the longest).
     """
 
     def __init__(self, tree: Path, work: Path) -> None:
         self.trees = [tree]
         self.work = work
-        self._runs = 0
+        self._drivers: list[_Driver] = []
 
     def run(self, jobs: list[dict]) -> list[dict]:
-        """Run jobs (see faceswap_driver.py) in Faceswap processes; one report per job, in
-        the jobs' order."""
-        self._runs += 1
-        count = max(1, min(WORKERS, len(jobs)))
-        while len(self.trees) < count:
-            tree = self.trees[0].with_name(f"faceswap_{len(self.trees)}")
-            shutil.copytree(self.trees[0], tree)
-            self.trees.append(tree)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env |= {"KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
-        running = []
-        for worker in range(count):
-            jobs_file = self.work / f"jobs_{self._runs}_{worker}.json"
-            report_file = self.work / f"reports_{self._runs}_{worker}.json"
-            jobs_file.write_text(json.dumps(jobs[worker::count]))
-            proc = subprocess.Popen([str(FSVENV / "bin" / "python"), str(DRIVER),
-                                     str(jobs_file), str(report_file)], cwd=self.trees[worker],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True)
-            running.append((proc, report_file))
-        failures, reports = [], [{}] * len(jobs)
-        for worker, (proc, report_file) in enumerate(running):
-            try:
-                _, stderr = proc.communicate(timeout=_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, stderr = proc.communicate()
-            if proc.returncode != 0 or not report_file.is_file():
-                failures.append(f"Faceswap driver failed ({proc.returncode}):\n{stderr[-4000:]}")
-            else:
-                reports[worker::count] = json.loads(report_file.read_text())
-        if failures:
-            raise AssertionError("\n".join(failures))
+        """Run jobs (see faceswap_driver.py); one report per job, in the jobs' order."""
+        while len(self._drivers) < max(1, min(WORKERS, len(jobs))):
+            tree = self.trees[0]
+            if self._drivers:
+                tree = tree.with_name(f"faceswap_{len(self._drivers)}")
+                shutil.copytree(self.trees[0], tree)
+                self.trees.append(tree)
+            self._drivers.append(_Driver(tree, self.work / f"driver_{len(self._drivers)}.log"))
+        pending = sorted(enumerate(jobs), key=lambda item: -item[1].get("steps", 0))
+        reports: list[dict] = [{} for _ in jobs]
+        running: dict[_Driver, int] = {}
+        with selectors.DefaultSelector() as selector:
+            for driver in self._drivers:
+                if pending:
+                    self._give(driver, pending.pop(0), running, selector)
+            while running:
+                ready = selector.select(timeout=_TIMEOUT)
+                if not ready:
+                    self.close()
+                    raise AssertionError(f"Faceswap did not finish a job in {_TIMEOUT} s")
+                for key, _ in ready:
+                    driver = key.data
+                    selector.unregister(driver.replies)
+                    reports[running.pop(driver)] = driver.receive()
+                    if pending:
+                        self._give(driver, pending.pop(0), running, selector)
         return reports
+
+    @staticmethod
+    def _give(driver: _Driver, item: tuple[int, dict], running: dict[_Driver, int],
+              selector: selectors.BaseSelector) -> None:
+        index, job = item
+        driver.send(job)
+        running[driver] = index
+        selector.register(driver.replies, selectors.EVENT_READ, driver)
+
+    def close(self) -> None:
+        """End the Faceswap processes."""
+        for driver in self._drivers:
+            driver.close()
+        self._drivers.clear()
 
     @property
     def tree(self) -> Path:
@@ -103,7 +155,7 @@ class Faceswap:
 
 
 @pytest.fixture(scope="session")
-def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Faceswap:
+def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faceswap]:
     """Faceswap, ready to run (skips with the reason when it cannot)."""
     reason = missing()
     if reason:
@@ -114,5 +166,7 @@ def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Faceswap:
     for path in [tree, *tree.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     (tree / "config" / ".faceswap").write_text(json.dumps({"backend": "cpu"}))
-    return Faceswap(tree, root)
+    faceswap = Faceswap(tree, root)
+    yield faceswap
+    faceswap.close()
 

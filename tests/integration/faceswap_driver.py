@@ -1,10 +1,12 @@
 """Run real Faceswap on model folders; executed in the Faceswap venv, inside a Faceswap tree.
 
-``python faceswap_driver.py JOBS.json REPORT.json`` with the current directory a writable copy
-of a Faceswap tree. Each job loads a model folder the way ``faceswap train`` does (Faceswap's
-own argument parser, ``PluginLoader.get_model(plugin)(model_dir, args, predict=False)``,
-``model.build()``) with ``config/train.ini`` set to the job's precision, then optionally trains
-it through Faceswap's own trainer on synthetic faces and saves it with Faceswap's own save.
+``python faceswap_driver.py REPLY_FD`` with the current directory a writable copy of a Faceswap
+tree serves jobs: one JSON job a line on stdin, one JSON report a line on the file descriptor
+REPLY_FD (Faceswap prints to stdout), until stdin ends. Each job loads a model folder the way
+``faceswap train`` does (Faceswap's own argument parser,
+``PluginLoader.get_model(plugin)(model_dir, args, predict=False)``, ``model.build()``) with
+``config/train.ini`` set to the job's precision, then optionally trains it through Faceswap's
+own trainer on synthetic faces and saves it with Faceswap's own save.
 
 A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "batch": int (default 2),
 "save": bool, "documents_only": bool, "ini": {section: {option: value}}, "forward": npz path
@@ -208,17 +210,17 @@ def forward(model, path: Path) -> None:
 
 def main() -> None:
     stub_torchvision()
-    jobs = json.loads(Path(sys.argv[1]).read_text())
-    faces = Path(sys.argv[1]).parent / "faces"
+    faces = Path("faces")
     for side in "ab":
         (faces / side).mkdir(parents=True, exist_ok=True)
-    reports = []
-    for job in jobs:
-        try:
-            reports.append(run_job(job, faces) | {"error": None})
-        except BaseException as err:  # one job's failure is reported, the others still run
-            reports.append({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"})
-    Path(sys.argv[2]).write_text(json.dumps(reports, indent=1))
+    with os.fdopen(int(sys.argv[1]), "w", encoding="utf-8") as replies:
+        for line in sys.stdin:
+            try:
+                report = run_job(json.loads(line), faces) | {"error": None}
+            except BaseException as err:  # one job's failure is reported, the next still runs
+                report = {"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"}
+            replies.write(json.dumps(report) + "\n")
+            replies.flush()
 
 
 if __name__ == "__main__":

@@ -14,16 +14,16 @@ mixed_float16 from the smallest sizes its train.ini allows (lowmem where the plu
   precision;
 - fsprec's output equals Faceswap's switch as JSON (config and state).
 
-Training runs where a step is cheap on two CPU cores. torch's CPU float16 convolutions and
-matrix products run 10-20 times slower than float32 ones (the backward pass is nearly all of
-a step): a step towards mixed_float16 took 15-20 s for the public original (load average 2)
-and 30-65 s for the smallest new dfl_sae, iae or original (load average 5); towards float32
-it took 6-13 s for the public original and lightweight models but 35-45 s for the public
-dfaker and Phaze-A (128 px outputs; load average 4.5). So the public original, lightweight
-and original_lowmem_icnr_convaware_reflect models (Faceswap 3) and lightweight (Faceswap 2)
-train towards float32; the small Phaze-A (filters 16-32, 1-3 s a step) trains in both
-directions, so the mixed_float16 step and Phaze-A's training are checked there; the other
-models are built, switched, loaded and saved but not trained. The skeletons' zero weights
+Training runs where a step is cheap on two CPU cores. torch's CPU float16 convolutions run
+about 18 times slower than float32 ones here (no AVX-512 FP16), matrix products 3 times: a
+step towards mixed_float16 took 17-20 s for the public original (14 s at batch size 1) and
+30-65 s for the smallest new dfl_sae, iae or original (load average 5); towards float32 it
+took 4-8 s for the public original and lightweight models but 35-45 s for the public dfaker
+and Phaze-A (128 px outputs; load average 4.5). So the public original, lightweight and
+original_lowmem_icnr_convaware_reflect models (Faceswap 3) and lightweight (Faceswap 2) train
+towards float32, the lightweight models of both formats towards mixed_float16 as well, and
+the small Phaze-A (filters 16-32, 1-3 s a step) in both directions; the other models are
+built, switched, loaded and saved but not trained. The skeletons' zero weights
 train as they are: their loss depends on the targets alone (every public model starts at the
 same 25.72), so their steps show that Faceswap's trainer and optimizer run on the converted
 model and update it (the loss must move); the built models start from Faceswap's own initial
@@ -80,9 +80,12 @@ BUILT: dict[str, tuple[str, dict]] = {
                                                               "lowmem": True}}),
     "villain_lowmem": ("villain", {"model.villain": {"lowmem": True}}),
 }
-# The built models that train (both directions), and the public ones that do not (see above).
+# The models that train, by target precision (see above): built ones by BUILT key, public
+# ones by folder name without its -fp32/-mixed.
 TRAINED_BUILT = ("phaze_a",)
-UNTRAINED_PUBLIC = ("dfaker", "phaze_a")
+TRAINED_PUBLIC = {"float32": ("original", "lightweight",
+                              "original_lowmem_icnr_convaware_reflect"),
+                  "mixed_float16": ("lightweight",)}
 STEPS = 2
 
 
@@ -119,11 +122,11 @@ def _target(folder: str) -> str:
 
 
 def _steps(name: str) -> int:
-    """Training steps for a case: public fixtures towards float32, ``TRAINED_BUILT`` both ways."""
+    """Training steps for a case: ``TRAINED_PUBLIC`` by direction, ``TRAINED_BUILT`` both ways."""
     if name.startswith("built/"):
         return STEPS if _built(name) in TRAINED_BUILT else 0
-    trains = _target(name) == "float32" and not name.split("/")[-1].startswith(UNTRAINED_PUBLIC)
-    return STEPS if trains else 0
+    model = name.split("/")[-1].rsplit("-", 1)[0]
+    return STEPS if model in TRAINED_PUBLIC[_target(name)] else 0
 
 
 def _plugin(folder: Path) -> str:
