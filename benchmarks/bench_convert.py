@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""A conversion against a durable copy, in a folder as Faceswap leaves it.
+
+One rehydrated model folder is switched to the other precision and back, ``--repeat`` times,
+each conversion a whole ``fsprec convert DIR --to P --yes`` process (interpreter start and
+imports included). From the second conversion on, each replaces the previous ``.bk`` (as in a
+folder Faceswap has saved in: it keeps a backup too). Against: ``cp`` of the model file to a
+new file followed by ``sync FILE``, also a whole process. Warm page cache throughout.
+
+``--optimizer-mb N`` adds an ``optimizer.pt`` member of N MB (random, stored) to the model, the
+size a trained model carries (Adam keeps two moments per weight: about twice the weights).
+``--baseline DIR`` times another fsprec too, run with ``PYTHONPATH=DIR`` (a folder holding an
+``fsprec/`` package of an earlier version), conversion for conversion beside this one.
+
+Usage: python benchmarks/bench_convert.py [--model dfaker-fp32] [--optimizer-mb 900]
+       [--repeat 5] [--baseline DIR]
+Prints a Markdown table; paste it into docs/benchmarks.md with the machine and date.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("FSPREC_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+def prepare(name: str, work: Path, optimizer_mb: int) -> Path:
+    """A writable full-size copy of fixture ``fs3/name``, with an optimizer member if asked."""
+    folder = work / name
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([sys.executable, str(FIXTURES / "rehydrate.py"), str(FIXTURES / "fs3" / name),
+                    str(folder)], check=True, capture_output=True)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    if optimizer_mb:
+        block = os.urandom(1 << 20)
+        with zipfile.ZipFile(next(folder.glob("*.keras")), "a") as archive, \
+                archive.open("optimizer.pt", "w", force_zip64=True) as member:
+            for _ in range(optimizer_mb):
+                member.write(block)
+    return folder
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def convert(folder: Path, target: str, pythonpath: str | None = None) -> float:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return timed([sys.executable, "-m", "fsprec.core.cli", "convert", str(folder), "--to",
+                  target, "--yes"], env)
+
+
+def durable_copy(model: Path, dest: Path) -> float:
+    dest.unlink(missing_ok=True)
+    subprocess.run(["sync"], check=True)
+    return timed(["sh", "-c", f"cp '{model}' '{dest}' && sync '{dest}'"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dfaker-fp32")
+    parser.add_argument("--optimizer-mb", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--baseline", help="PYTHONPATH of an earlier fsprec to time beside")
+    parser.add_argument("--work", type=Path, help="where to rehydrate (default: a temp dir)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="fsprec-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    folder = prepare(args.model, work, args.optimizer_mb)
+    model = next(folder.glob("*.keras"))
+    other = work / "baseline"
+    if args.baseline:
+        shutil.rmtree(other, ignore_errors=True)
+        shutil.copytree(folder, other)
+    targets = ("mixed_float16", "float32") if "fp32" in args.model else ("float32",
+                                                                           "mixed_float16")
+    ours, theirs, copies = [], [], []
+    for _ in range(args.repeat):
+        for target in targets:
+            if args.baseline:
+                theirs.append(convert(other, target, args.baseline))
+            ours.append(convert(folder, target))
+        copies.append(durable_copy(model, work / "copy.keras"))
+    (work / "copy.keras").unlink()
+    shutil.rmtree(other, ignore_errors=True)
+    copy = statistics.median(copies)
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; median of "
+          f"{len(ours)} conversions and {len(copies)} copies, warm page cache.\n")
+    header = "| model | size | convert | cp+sync | convert/(cp+sync) |"
+    row = (f"| {args.model}{f' + {args.optimizer_mb} MB optimizer' if args.optimizer_mb else ''}"
+           f" | {model.stat().st_size / 1e6:.0f} MB | {statistics.median(ours):.2f} s | "
+           f"{copy:.2f} s | {statistics.median(ours) / copy:.2f} |")
+    if args.baseline:
+        header += " baseline convert | baseline/(cp+sync) |"
+        row += (f" {statistics.median(theirs):.2f} s | "
+                f"{statistics.median(theirs) / copy:.2f} |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    print(row)
+    shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
