@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -250,3 +251,15 @@ def _chunked(group: h5py.Group, name: str, values: list[str], chunks: int) -> No
     for index in range(chunks):
         group.attrs[f"{name}{index}"] = np.array(encoded[index * size:(index + 1) * size],
                                                  dtype="S")
+
+
+def flip_stored_byte(model: Path, member: str, mask: int = 0x01) -> None:
+    """Flip bits of the middle byte of ``member``'s stored bytes in the zip ``model``, keeping
+    the zip's CRC: bit rot that only the CRC check can find."""
+    with zipfile.ZipFile(model) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(model.read_bytes())
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size // 2] ^= mask
+    model.write_bytes(bytes(data))

@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 from conftest import snapshot
-from factory import make_keras2, make_keras3
+from factory import flip_stored_byte, make_keras2, make_keras3
 from fsprec.core import FsprecError, convert, open_model
 from fsprec.core.cli import main
 
@@ -55,11 +55,7 @@ def test_corrupt_weights_member(tmp_path, capsys, monkeypatch, kernel_copy):
     if not kernel_copy:
         monkeypatch.delattr(os, "copy_file_range", raising=False)
     folder = make_keras3(tmp_path / "m", optimizer=False)
-    path = folder / "tiny.keras"
-    data = bytearray(path.read_bytes())
-    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
-    data[info.header_offset + 200 + info.file_size // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_stored_byte(folder / "tiny.keras", "model.weights.h5", 0xFF)
     assert_refused(capsys, folder, ["convert", str(folder), "--to", "mixed_float16", "--yes"],
                    "CRC mismatch")
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, REPO, copy_tree
-from factory import PLUGIN, make_keras2, make_keras3
+from factory import PLUGIN, flip_stored_byte, make_keras2, make_keras3
 from fuzz_cases import (COMMANDS, MUTATORS, VALIDATE, bomb, check_case, make_case, run_cli,
                         snapshot)
 
@@ -70,14 +70,7 @@ def test_the_fuzz_covers_every_command_of_the_cli():
 
 
 def _flip_stored_weights(model: Path) -> None:
-    """Flip bytes inside the stored weights member, keeping the zip's old CRC."""
-    with zipfile.ZipFile(model) as archive:
-        info = archive.getinfo("model.weights.h5")
-    data = bytearray(model.read_bytes())
-    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
-    for offset in range(start + info.compress_size - 2048, start + info.compress_size - 2000):
-        data[offset] ^= 0xFF
-    model.write_bytes(bytes(data))
+    flip_stored_byte(model, "model.weights.h5", 0xFF)
 
 
 def _not_hdf5(model: Path) -> None:

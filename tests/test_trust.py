@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, snapshot
-from factory import PLUGIN, make_keras2, make_keras3
+from factory import PLUGIN, flip_stored_byte, make_keras2, make_keras3
 from fsprec.core import FsprecError, atomic, convert, nanscan, open_model, procs, restore
 from fsprec.core.cli import main
 from fsprec.core.convert import recover
@@ -233,28 +233,16 @@ def test_weights_that_are_not_hdf5_are_refused(tmp_path, capsys):
             "model.weights.h5 in tiny.keras is not an HDF5 file")
 
 
-def _flip_a_weights_byte(path: Path) -> None:
-    """One bit flipped in the middle of the stored weights member (its CRC no longer holds)."""
-    data = bytearray(path.read_bytes())
-    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
-    data[info.header_offset + 200 + info.file_size // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 def test_nan_scan_refuses_weights_with_a_wrong_crc(tmp_path, capsys):
     folder = make_keras3(tmp_path / "m", optimizer=False)
-    _flip_a_weights_byte(folder / MODEL)
+    flip_stored_byte(folder / MODEL, "model.weights.h5")
     refused(capsys, folder, ["nan-scan", str(folder)], "CRC mismatch")
 
 
 def test_a_damaged_optimizer_member_is_not_copied(tmp_path, capsys):
     """Compressed members are copied raw; their CRC is still checked."""
     folder = make_keras3(tmp_path / "m")
-    path = folder / MODEL
-    data = bytearray(path.read_bytes())
-    info = zipfile.ZipFile(path).getinfo("optimizer.pt")
-    data[info.header_offset + 60 + info.compress_size // 2] ^= 0x55
-    path.write_bytes(bytes(data))
+    flip_stored_byte(folder / MODEL, "optimizer.pt", 0x55)
     refused(capsys, folder, ["convert", str(folder), "--to", "mixed_float16", "--yes"],
             "optimizer.pt in tiny.keras is damaged")
 
@@ -420,7 +408,7 @@ def test_a_crc_error_found_after_the_copy_changes_nothing(tmp_path, monkeypatch)
     from fsprec.core import h5guard
     monkeypatch.setattr(h5guard, "_crcs", _slow_crcs)
     folder = make_keras3(tmp_path / "m", optimizer=False)
-    _flip_a_weights_byte(folder / MODEL)
+    flip_stored_byte(folder / MODEL, "model.weights.h5")
     before = snapshot(folder)
     with pytest.raises(FsprecError, match="CRC mismatch"):
         convert.convert(folder, "mixed_float16")
@@ -434,7 +422,7 @@ def test_a_model_already_read_is_only_crc_checked_when_converted(tmp_path, monke
     conversion, yet still proves the CRCs of what it copies."""
     from fsprec.core import h5guard
     folder = make_keras3(tmp_path / "m", optimizer=False)
-    _flip_a_weights_byte(folder / MODEL)  # in the data: the metadata still reads
+    flip_stored_byte(folder / MODEL, "model.weights.h5")  # in the data: the metadata still reads
     model = open_model(folder)
     model.reading().index()  # what opening the folder in the window reads
     monkeypatch.setattr(h5guard, "_visit", lambda *_: os._exit(9))  # a second walk "crashes"
