@@ -48,6 +48,39 @@ def run_cli_blocked(argv: list[str], env: dict[str, str] | None = None
                           cwd=REPO, capture_output=True, text=True, check=False)
 
 
+_KILLED_CONVERSION = """
+import importlib, os, sys
+folder, count, patched = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+calls = [0]
+def die_after(func):
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > count:
+            os._exit(9)
+        return func(*args, **kwargs)
+    return wrapper
+for spec in patched:
+    module, path = spec.split(":")
+    owner = importlib.import_module(module)
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+    setattr(owner, name, die_after(getattr(owner, name)))
+from fsprec.core import convert
+convert.convert(folder, "mixed_float16")
+"""
+
+
+def convert_killed(folder: Path, count: int, *patched: str) -> None:
+    """Convert ``folder`` to mixed_float16 in a child process that dies (``os._exit``) at the
+    call after ``count`` calls of the functions ``patched`` (``module:attribute.path``); fails
+    the test when the child lived to the end (the kill point was never reached)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run([sys.executable, "-c", _KILLED_CONVERSION, str(folder), str(count),
+                            *patched], env=env, cwd=REPO, check=False)
+    assert child.returncode == 9, f"no kill after {count} calls of {patched}"
+
+
 def fixture_names(kind: str) -> list[str]:
     """Fixture folder names under ``fs3`` or ``fs2`` ([] when the fixtures are absent)."""
     root = FIXTURES / kind

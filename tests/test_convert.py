@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, fixture_path, needs_fixtures, snapshot
+from conftest import convert_killed, fixture_path, needs_fixtures, snapshot
 from factory import ELIGIBLE, make_keras2, make_keras3
 from fsprec.core import Cancelled, FsprecError, convert, open_model
 from fsprec.core.archive import data_offset
@@ -235,27 +232,8 @@ def test_derived_list_is_stored_for_old_models(tmp_path):
 
 # --- a kill at any instant: the folder is as it was or fully converted --------------------
 
-KILLER = textwrap.dedent("""
-    import os, sys
-    sys.path.insert(0, {repo!r})
-    from fsprec.core import archive, atomic, convert
-    mode, count = sys.argv[2], int(sys.argv[3])
-    calls = [0]
-    def die_after(func):
-        def wrapper(*args, **kwargs):
-            calls[0] += 1
-            if calls[0] > count:
-                os._exit(9)
-            return func(*args, **kwargs)
-        return wrapper
-    if mode == "replace":
-        atomic.os.replace = die_after(os.replace)
-    elif mode == "copy":
-        archive._copy_range = die_after(archive._copy_range)
-    elif mode == "link":
-        atomic.os.link = die_after(os.link)
-    convert.convert(sys.argv[1], "mixed_float16")
-""")
+KILL_POINTS = {"replace": "fsprec.core.atomic:os.replace",
+               "copy": "fsprec.core.archive:_copy_range", "link": "fsprec.core.atomic:os.link"}
 
 
 @pytest.mark.parametrize("mode,count", [("copy", 0), ("copy", 2), ("link", 0), ("link", 1),
@@ -267,11 +245,7 @@ def test_kill_at_any_instant(tmp_path, mode, count):
     done = make_keras3(tmp_path / "done")
     convert.convert(done, "mixed_float16")
     converted = snapshot(done)
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER.format(repo=str(REPO)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, str(script), str(folder), mode, str(count)], env=env,
-                   check=False)
+    convert_killed(folder, count, KILL_POINTS[mode])
     recover(folder)  # what fsprec does before its next write in this folder
     after = snapshot(folder)
     assert after in (before, converted), f"half-converted folder after a kill ({mode} {count})"
@@ -280,11 +254,8 @@ def test_kill_at_any_instant(tmp_path, mode, count):
 
 def test_interrupted_switch_is_completed_by_the_next_plan(tmp_path):
     folder = make_keras3(tmp_path / "m")
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER.format(repo=str(REPO)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     # Die after the journal and the first two moves (backups) are done.
-    subprocess.run([sys.executable, str(script), str(folder), "replace", "4"], env=env)
+    convert_killed(folder, 4, KILL_POINTS["replace"])
     assert (folder / ".fsprec-journal.json").exists()
     plan = convert.plan(folder, "mixed_float16")
     assert plan.nothing_to_do and plan.model.precision == "mixed_float16"

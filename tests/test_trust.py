@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, snapshot
+from conftest import convert_killed, snapshot
 from factory import PLUGIN, flip_stored_byte, make_keras2, make_keras3
 from fsprec.core import FsprecError, atomic, convert, nanscan, open_model, procs, restore
 from fsprec.core.cli import main
@@ -313,25 +312,6 @@ def test_replace_onto_a_file_held_open_on_windows_is_retried_then_refused(tmp_pa
 
 # --- kills during an FS2 (.h5) conversion -------------------------------------------------------
 
-KILLER = textwrap.dedent("""
-    import os, sys
-    from fsprec.core import atomic, convert
-    count = int(sys.argv[2])
-    calls = [0]
-    real = {name: getattr(atomic.os, name) for name in ("replace", "link", "fsync")}
-    def die_after(func):
-        def wrapper(*args, **kwargs):
-            calls[0] += 1
-            if calls[0] > count:
-                os._exit(9)
-            return func(*args, **kwargs)
-        return wrapper
-    for name, func in real.items():
-        setattr(atomic.os, name, die_after(func))
-    convert.convert(sys.argv[1], "mixed_float16")
-""")
-
-
 @pytest.mark.parametrize("count", range(9))
 def test_kill_during_fs2_conversion(tmp_path, count):
     folder = make_keras2(tmp_path / "m")
@@ -339,9 +319,8 @@ def test_kill_during_fs2_conversion(tmp_path, count):
     done = make_keras2(tmp_path / "done")
     convert.convert(done, "mixed_float16")
     converted = snapshot(done)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, "-c", KILLER, str(folder), str(count)], env=env,
-                   cwd=REPO, check=False)
+    convert_killed(folder, count, *(f"fsprec.core.atomic:os.{name}"
+                                     for name in ("replace", "link", "fsync")))
     recover(folder)
     assert snapshot(folder) in (before, converted), f"half-converted after kill {count}"
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
