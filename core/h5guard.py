@@ -17,6 +17,7 @@ allocation fail there, and the parent then refuses the file instead of allocatin
 from __future__ import annotations
 
 import contextlib
+import errno
 import faulthandler
 import multiprocessing
 import os
@@ -228,13 +229,18 @@ def _child(conn: Any, path: str, fmt: str, todo: set[str], layers: list[dict] | 
 
 def _reply(part: str, read: Callable[[], Any]) -> tuple[str, str, Any]:
     """The message for one part: ``ok`` and its value, ``refused`` and the sentence, or
-    ``bug`` and our own traceback; a failed allocation ends the child (its memory cap)."""
+    ``bug`` and our own traceback; a failed allocation ends the child (its memory cap, which
+    the parts share: the CRC thread's memory maps run beside the HDF5 walk)."""
     try:
         return part, "ok", read()
     except FsprecError as err:
         return part, "refused", str(err)
     except MemoryError:
         os._exit(_TOO_BIG)
+    except OSError as err:
+        if err.errno == errno.ENOMEM:
+            os._exit(_TOO_BIG)
+        return part, "refused", f"The model file cannot be read ({err.strerror or err})."
     except Exception:  # our own bug: the parent raises it, with this traceback
         return part, "bug", traceback.format_exc()
 

@@ -3,6 +3,7 @@ folder, files changed under us, restores in the same second, all-or-nothing rest
 members, the portable (Windows) code paths, kills during an FS2 conversion."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -407,6 +408,26 @@ def test_a_model_already_read_is_only_crc_checked_when_converted(tmp_path, monke
     monkeypatch.setattr(h5guard, "_visit", lambda *_: os._exit(9))  # a second walk "crashes"
     before = snapshot(folder)
     with pytest.raises(FsprecError, match="CRC mismatch"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize(("code", "sentence"), [
+    (errno.ENOMEM, "far more memory"), (errno.EIO, "cannot be read")])
+def test_the_crc_pass_failing_to_map_or_read_is_a_sentence(tmp_path, monkeypatch, code,
+                                                           sentence):
+    """The CRC thread shares the guard's memory cap with the HDF5 walk: a map refused for
+    memory, or a read error, is a sentence and nothing changes (not a traceback)."""
+    from fsprec.core import archive
+
+    def fails(*_args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(archive, "_mapped_crc", fails)
+    folder = make_keras3(tmp_path / "m", optimizer=False)
+    before = snapshot(folder)
+    with pytest.raises(FsprecError, match=sentence):
         convert.convert(folder, "mixed_float16")
     assert snapshot(folder) == before
 
