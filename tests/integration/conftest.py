@@ -14,7 +14,6 @@ import os
 import selectors
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,28 +91,39 @@ class _Driver:
 
 
 class Faceswap:
-    """Faceswap processes, one per core, started once for the session, each in a writable
-    copy of the Faceswap tree (Faceswap writes ``config/train.ini`` there).
+    """Faceswap processes, one per core for each pass of jobs, each in a writable copy of the
+    Faceswap tree (Faceswap writes ``config/train.ini`` there).
 
-    Each process imports Keras and torch once (about 10 s here) and then runs job after job;
-    jobs are independent, so a free process takes the next one, training jobs first (they are
-    the longest).
+    Jobs are independent, so a free process takes the next one, training jobs first (they are
+    the longest). The processes end with their pass, so each pass starts clean: Faceswap
+    keeps some of a plugin's train.ini options from one model to the next in a process (a
+    Phaze-A variant built after the switch tests' small Phaze-A, in the same process, came
+    out with its decoder filters).
     """
 
     def __init__(self, tree: Path, work: Path) -> None:
         self.trees = [tree]
         self.work = work
         self._drivers: list[_Driver] = []
+        self._runs = 0
 
     def run(self, jobs: list[dict]) -> list[dict]:
-        """Run jobs (see faceswap_driver.py); one report per job, in the jobs' order."""
+        """Run jobs (see faceswap_driver.py) in new Faceswap processes; one report per job, in
+        the jobs' order."""
+        try:
+            return self._run(jobs)
+        finally:
+            self.close()
+
+    def _run(self, jobs: list[dict]) -> list[dict]:
         while len(self._drivers) < max(1, min(WORKERS, len(jobs))):
-            tree = self.trees[0]
-            if self._drivers:
-                tree = tree.with_name(f"faceswap_{len(self._drivers)}")
+            if len(self.trees) <= len(self._drivers):
+                tree = self.trees[0].with_name(f"faceswap_{len(self.trees)}")
                 shutil.copytree(self.trees[0], tree)
                 self.trees.append(tree)
-            self._drivers.append(_Driver(tree, self.work / f"driver_{len(self._drivers)}.log"))
+            tree = self.trees[len(self._drivers)]
+            self._runs += 1
+            self._drivers.append(_Driver(tree, self.work / f"driver_{self._runs}.log"))
         pending = sorted(enumerate(jobs), key=lambda item: -item[1].get("steps", 0))
         reports: list[dict] = [{} for _ in jobs]
         running: dict[_Driver, int] = {}
@@ -124,7 +134,6 @@ class Faceswap:
             while running:
                 ready = selector.select(timeout=_TIMEOUT)
                 if not ready:
-                    self.close()
                     raise AssertionError(f"Faceswap did not finish a job in {_TIMEOUT} s")
                 for key, _ in ready:
                     driver = key.data
@@ -155,7 +164,7 @@ class Faceswap:
 
 
 @pytest.fixture(scope="session")
-def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faceswap]:
+def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Faceswap:
     """Faceswap, ready to run (skips with the reason when it cannot)."""
     reason = missing()
     if reason:
@@ -166,7 +175,5 @@ def faceswap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faceswap]:
     for path in [tree, *tree.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     (tree / "config" / ".faceswap").write_text(json.dumps({"backend": "cpu"}))
-    faceswap = Faceswap(tree, root)
-    yield faceswap
-    faceswap.close()
+    return Faceswap(tree, root)
 
