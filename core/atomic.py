@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -247,6 +246,8 @@ def _release_in_background(fds: list[int]) -> None:
     Where no helper starts they are closed here, which frees them now."""
     if not fds:
         return
+    import subprocess  # only here: not on every command's start-up path
+
     helper = None
     with suppress(OSError):
         helper = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
