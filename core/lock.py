@@ -1,23 +1,60 @@
 """One writer per model folder: an OS-level lock held for the whole of every writing job.
 
-The lock is ``filelock`` (``flock`` on Linux and macOS, ``msvcrt.locking`` on Windows) on a
-hidden ``.fsprec.lock`` in the model folder, so every fsprec process on any machine that
-sees the folder agrees on it; the OS drops it when the holder dies, so a killed run never
-leaves the folder locked. The holder writes its pid into the file for the refusal message,
-and removes the file before it lets go.
+The lock is ``flock`` (Linux, macOS) or ``msvcrt.locking`` (Windows) on a hidden
+``.fsprec.lock`` in the model folder, so every fsprec process on any machine that sees the
+folder agrees on it, and a second job in the same process too (both lock an open file, not a
+process); the OS drops it when the holder dies, so a killed run never leaves the folder
+locked. The holder writes its pid into the file for the refusal message, and removes the file
+before it lets go. These are the two calls ``filelock`` makes; it is not used because its
+import (logging, secrets, hashlib, platform, decimal, ...) cost every command's start more
+than the rest of a conversion's plan (docs/architecture.md).
 """
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import filelock
-
 from .errors import FsprecError
 
 LOCK_NAME = ".fsprec.lock"
+_CONTENDED = {errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK, errno.EDEADLK}
+_UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+_WINDOWS_BYTE = 4096  # locked on Windows, where a locked byte cannot be read: the pid stays
+_RETRIES = 100  # each retry means a holder removed the file as this process locked it
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, _WINDOWS_BYTE, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as err:
+            if err.errno in _CONTENDED:
+                return False
+            raise
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, _WINDOWS_BYTE, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in _CONTENDED:
+                return False
+            raise
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Busy(FsprecError):
@@ -35,35 +72,85 @@ def _holder(path: Path) -> int | None:
     return None
 
 
-def _acquire(path: Path) -> filelock.BaseFileLock:
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open on ``fd`` (a holder that is letting go
+    removes the file first: the lock then taken on it guards nothing)."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _open(path: Path) -> tuple[int, bool]:
+    """``(descriptor, whether this call created the file)``, never following a link."""
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        return os.open(path, flags), False
+
+
+def _cannot(path: Path, err: OSError) -> FsprecError:
+    if err.errno in _UNSUPPORTED:
+        return FsprecError(f"The file system of {path.parent} cannot lock files "
+                           f"({err.strerror or err}), so fsprec cannot make sure it is the only "
+                           "one changing this model. Nothing was changed.")
+    return FsprecError(f"Cannot write in {path.parent} ({err.strerror or err}); "
+                       "is the folder read-only?")
+
+
+def _acquire(path: Path) -> int:
+    """The open, locked lock file's descriptor; :class:`Busy` when another holds it."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
                           "Nothing was changed.")
-    lock = filelock.FileLock(path, timeout=0, is_singleton=False, thread_local=False)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise Busy(_holder(path)) from None
-    except OSError as err:
-        raise FsprecError(f"Cannot write in {path.parent} ({err.strerror or err}); "
-                          "is the folder read-only?") from err
-    return lock
+    for _ in range(_RETRIES):
+        try:
+            fd, created = _open(path)
+        except FileNotFoundError:
+            continue  # removed between the two opens by a holder letting go
+        except OSError as err:
+            raise _cannot(path, err) from err
+        try:
+            locked = _try_lock(fd)
+            held = locked and _same_file(fd, path)
+        except OSError as err:
+            os.close(fd)
+            if created:
+                with suppress(OSError):
+                    path.unlink()
+            raise _cannot(path, err) from err
+        if held:
+            return fd
+        os.close(fd)
+        if not locked:
+            raise Busy(_holder(path))
+    raise Busy(None)
+
+
+def _release(fd: int) -> None:
+    with suppress(OSError):
+        _unlock(fd)
+    os.close(fd)
 
 
 @contextmanager
 def writing(folder: str | Path) -> Iterator[None]:
     """Hold ``folder``'s writer lock for the ``with`` block; raise :class:`Busy` at once when
-    another process holds it (never waits)."""
+    another process (or another job in this one) holds it (never waits)."""
     path = Path(folder) / LOCK_NAME
-    lock = _acquire(path)
+    fd = _acquire(path)
     try:
-        with suppress(OSError), open(path, "r+", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         yield
     finally:
         with suppress(OSError):
             path.unlink()  # before the release: a waiter that opened this inode retries
-        lock.release()
+        _release(fd)
 
 
 def busy(folder: str | Path) -> int | None:
@@ -75,7 +162,7 @@ def busy(folder: str | Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        _acquire(path).release()  # a stale file from a killed run: free (left for its folder's
+        _release(_acquire(path))  # a stale file from a killed run: free (left for its folder's
     except Busy as err:           # next writer to remove, so that looking changes nothing)
         return err.pid or 0
     except FsprecError:

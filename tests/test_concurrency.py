@@ -62,3 +62,48 @@ def test_a_second_job_in_the_same_process_is_refused_too(tmp_path):
     assert outcome == [f"Another fsprec is changing this model (pid {os.getpid()}); nothing "
                        "was changed."]
     assert convert.plan(folder, "float32").model.precision == "float32"  # nothing was written
+
+
+def test_a_lock_taken_on_a_file_its_holder_just_removed_is_taken_again(tmp_path, monkeypatch):
+    """A holder letting go removes the lock file, then unlocks: a process that opened the old
+    file meanwhile holds a lock nobody else sees, and must lock the new file instead."""
+    from factory import make_keras3
+    from fsprec.core import lock
+
+    folder = make_keras3(tmp_path / "m")
+    path = folder / lock.LOCK_NAME
+    real_try_lock, tries = lock._try_lock, []
+
+    def holder_lets_go_first(fd: int) -> bool:
+        tries.append(fd)
+        if len(tries) == 1:
+            path.unlink()  # the previous holder's last step, between our open and our lock
+        return real_try_lock(fd)
+
+    monkeypatch.setattr(lock, "_try_lock", holder_lets_go_first)
+    with lock.writing(folder):
+        assert len(tries) == 2
+        monkeypatch.setattr(lock, "_try_lock", real_try_lock)
+        assert lock.busy(folder) == os.getpid()  # the lock is on the file the folder shows
+    assert not path.exists()
+
+
+def test_a_file_system_without_locks_refuses_with_a_sentence(tmp_path, monkeypatch):
+    import errno
+
+    from factory import make_keras3
+    from fsprec.core import convert, lock
+    from fsprec.core.errors import FsprecError
+    from fuzz_cases import snapshot
+
+    folder = make_keras3(tmp_path / "m")
+    before = snapshot(folder)
+
+    def no_locks(fd: int) -> bool:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(lock, "_try_lock", no_locks)
+    with pytest.raises(FsprecError, match="cannot lock files .* fsprec cannot make sure it is "
+                                          "the only one changing this model. Nothing was"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
