@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,23 +304,28 @@ def run(plan_: Plan, task: Task | None = None) -> Result:
     """Carry out a :class:`Plan`. Raises :class:`FsprecError` (nothing changed) on failure.
 
     The destination folder's writer lock is held throughout; the model must not be in use by
-    Faceswap or another program, and must be exactly what :func:`plan` read.
+    Faceswap or another program, and must be exactly what :func:`plan` read. The look for
+    programs using it (every process's open files) runs beside the copy and is heard before
+    the commit.
     """
     task = task or Task()
     model = plan_.model
     if plan_.nothing_to_do:
         return Result(model.model_file, model.state_file, [], 0, plan_.summary())
     _prepare_destination(plan_)
-    with model.reading(crc=True).stopped_on_error(), lock.writing(plan_.destination):
-        refuse_if_in_use(model)
+    with model.reading(crc=True).stopped_on_error(), lock.writing(plan_.destination), \
+            ThreadPoolExecutor(1) as looking:
+        in_use = looking.submit(refuse_if_in_use, model)
         atomic.recover(plan_.destination)
         _check_unchanged(plan_)
         _check_destination(plan_)
-        _write_all(plan_, task)
+        _write_all(plan_, task, in_use.result)
     return _report(plan_)
 
 
-def _write_all(plan_: Plan, task: Task) -> None:
+def _write_all(plan_: Plan, task: Task, in_use_answer: Callable[[], None]) -> None:
+    """Stage, verify, back up and commit; ``in_use_answer`` raises when the model is in use
+    (heard before the backups are staged)."""
     model = plan_.model
     dest = plan_.destination
     target_model = dest / model.model_file.name
@@ -338,6 +345,7 @@ def _write_all(plan_: Plan, task: Task) -> None:
         task.progress("Verifying", 0, 1)
         model.check_readable(lambda: task.cancelled)
         task.check()
+        in_use_answer()
         _check_unchanged(plan_)
         if plan_.in_place and plan_.backup:
             task.progress("Backing up", 0, 1)

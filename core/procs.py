@@ -1,5 +1,6 @@
 """Other programs using a model folder: a running ``faceswap.py train`` on it, or any process
-holding its model or state file open (found with psutil, on Linux, Windows and macOS)."""
+holding its model or state file open (found with psutil, on Linux, Windows and macOS; imported
+when first asked, which a conversion does beside its copy)."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,13 @@ from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import psutil
 
-_ACCESS = (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError)
+def _psutil() -> tuple[ModuleType, tuple[type[Exception], ...]]:
+    """psutil, and the errors of a process that ended or that this user may not see."""
+    import psutil
+    return psutil, (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError)
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,9 @@ def _same(path: str | Path, folder: Path) -> bool:
 def faceswap_training(folder: str | Path) -> Process | None:
     """The ``faceswap.py train`` process whose model folder is ``folder``, else None."""
     folder = Path(folder)
+    psutil, gone = _psutil()
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        with suppress(*_ACCESS):
+        with suppress(*gone):
             model_dir = _model_dir(proc.info["cmdline"] or [])
             if model_dir is None:
                 continue
@@ -69,10 +74,11 @@ def holding_open(files: Iterable[Path], ignore: Iterable[int] = ()) -> Process |
     if not wanted:
         return None
     ours = {os.getpid(), *ignore}
+    psutil, gone = _psutil()
     for proc in psutil.process_iter(["pid", "name"]):
         if proc.pid in ours:
             continue
-        with suppress(*_ACCESS):
+        with suppress(*gone):
             for handle in proc.open_files():
                 with suppress(OSError):
                     stat = os.stat(handle.path)

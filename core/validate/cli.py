@@ -9,10 +9,7 @@ from typing import TextIO
 
 from ..errors import FsprecError
 from ..layers import MIXED_POLICIES
-from .environments import CONDA_ROOTS, ENV_NAME, faceswap_pythons
 from .options import BACKEND_CHOICES, DEVICES, FULL, QUICK, Options
-from .report import text_report
-from .runner import run_validation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,6 +69,10 @@ class Progress:
 
 def command(args: argparse.Namespace) -> int:
     """Run the pass; print the report (or ``--json``); 0 when safe, else 1."""
+    from .environments import CONDA_ROOTS, ENV_NAME, faceswap_pythons
+    from .report import text_report
+    from .runner import run_validation
+
     options = Options(args.policy, args.batch, args.steps, args.images, args.tolerance,
                       autopin=not args.no_autopin, pins=args.pin)
     python = args.python

@@ -8,9 +8,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..errors import FsprecError
-from .result import THRESHOLDS, Thresholds
+
+if TYPE_CHECKING:
+    from .result import Thresholds
 
 DEVICES = ("auto", "cpu", "gpu")
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -56,6 +59,7 @@ class Options:
     @property
     def thresholds(self) -> Thresholds:
         """The policy's thresholds, with ``tolerance`` when one was given."""
+        from .result import THRESHOLDS  # with the verdict: not needed to parse the arguments
         limits = THRESHOLDS[self.policy]
         if self.tolerance is not None:
             limits = replace(limits, error_to_variation=self.tolerance)
