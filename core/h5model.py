@@ -2,17 +2,19 @@
 
 The file is copied byte for byte to the conversion's temp file, its ``model_config`` attribute
 rewritten in place (same string type as before), fsynced, then every weight dataset of the copy
-is compared with the source's by digest. h5py is imported here only, so a conversion of a
-``.keras`` model never loads it in the main process.
+is compared with the source's as stored: the same shape, dtype and creation properties
+(filters, chunks, fill value) and the same stored bytes, chunk by chunk, so nothing is
+decompressed; a dataset kept in its object header is compared by value. h5py is imported here
+only, so a conversion of a ``.keras`` model never loads it in the main process.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 import numpy as np
@@ -59,15 +61,45 @@ def _damage_as_sentence(source: Path) -> Iterator[None]:
                           "changed.") from err
 
 
-def _digest(dataset: h5py.Dataset) -> str:
-    digest = hashlib.blake2b()
-    if dataset.shape == () or dataset.size == 0:
-        digest.update(np.asarray(dataset[()]).tobytes())
-        return digest.hexdigest()
-    rows = max(1, CHUNK // max(1, dataset.dtype.itemsize * (dataset.size // dataset.shape[0])))
-    for start in range(0, dataset.shape[0], rows):
-        digest.update(np.ascontiguousarray(dataset[start:start + rows]).tobytes())
-    return digest.hexdigest()
+def _stored(dataset: h5py.Dataset) -> list[tuple[tuple, int, int, int]] | None:
+    """``(chunk position, filter mask, file offset, size)`` of each piece of the dataset's
+    stored data, or None where it is not in the file's body (compact, external, not written)."""
+    dsid = dataset.id
+    layout = dsid.get_create_plist().get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = dsid.get_offset()
+        return None if offset is None else [((), 0, offset, dsid.get_storage_size())]
+    if layout == h5py.h5d.CHUNKED:
+        chunks = [dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks())]
+        return [(c.chunk_offset, c.filter_mask, c.byte_offset, c.size) for c in chunks]
+    return None
+
+
+def _same_bytes(a: BinaryIO, a_offset: int, b: BinaryIO, b_offset: int, size: int) -> bool:
+    a.seek(a_offset)
+    b.seek(b_offset)
+    done = 0
+    while done < size:
+        count = min(CHUNK, size - done)
+        left = a.read(count)
+        if not left or left != b.read(count):
+            return False
+        done += len(left)
+    return True
+
+
+def _same(a: h5py.Dataset, b: h5py.Dataset, a_file: BinaryIO, b_file: BinaryIO) -> bool:
+    """Whether two datasets hold the same values, compared as stored where they can be."""
+    if a.shape != b.shape or a.dtype != b.dtype \
+            or not a.id.get_create_plist().equal(b.id.get_create_plist()):
+        return False
+    pieces, others = _stored(a), _stored(b)
+    if pieces is None or others is None:
+        return pieces == others and np.array_equal(a[()], b[()])
+    if [p[:2] + p[3:] for p in pieces] != [o[:2] + o[3:] for o in others]:
+        return False
+    return all(_same_bytes(a_file, p[2], b_file, o[2], p[3])
+               for p, o in zip(pieces, others, strict=True))
 
 
 def _verify(source: Path, written: Path, config: dict, task: Task) -> None:
@@ -82,14 +114,14 @@ def _compare(source: Path, written: Path, config: dict, task: Task) -> None:
     _, new_config, _ = read_config(written, "keras2")
     if new_config != config:
         raise FsprecError("Verification failed: the written config differs.")
-    with h5py.File(source, "r") as old, h5py.File(written, "r") as new:
+    with h5py.File(source, "r") as old, h5py.File(written, "r") as new, \
+            open(source, "rb") as old_bytes, open(written, "rb") as new_bytes:
         paths: list[str] = []
         old.visititems(lambda name, obj: paths.append(name)
                        if isinstance(obj, h5py.Dataset) else None)
         for index, path in enumerate(paths):
             task.check()
             a, b = old[path], new.get(path)
-            if not isinstance(b, h5py.Dataset) or a.shape != b.shape or a.dtype != b.dtype \
-                    or _digest(a) != _digest(b):
+            if not isinstance(b, h5py.Dataset) or not _same(a, b, old_bytes, new_bytes):
                 raise FsprecError(f"Verification failed: weights {path} differ from the source.")
             task.progress("Verifying", index + 1, len(paths))

@@ -123,6 +123,50 @@ def _weights(model) -> dict[str, bytes]:
         return found
 
 
+def _first_dataset(h5: h5py.File) -> str:
+    found: list[str] = []
+    h5.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
+    return found[0]
+
+
+@pytest.mark.parametrize("stored", ["contiguous", "gzip-chunked", "compact"])
+def test_a_keras2_copy_whose_weights_changed_is_refused(tmp_path, monkeypatch, stored):
+    """The written .h5 is compared with its source dataset by dataset before it replaces it:
+    a weight changed in the copy (as a library rewriting more than the attribute would) is
+    refused, however the dataset is stored, and the folder is left as it was."""
+    folder = make_keras2(tmp_path / "m")
+    if stored != "contiguous":
+        with h5py.File(folder / "tiny.h5", "r+") as h5:
+            name = _first_dataset(h5)
+            data = h5[name][()]
+            del h5[name]
+            if stored == "compact":
+                space = h5py.h5s.create_simple(data.shape)
+                plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                plist.set_layout(h5py.h5d.COMPACT)
+                h5py.h5d.create(h5.id, name.encode(), h5py.h5t.IEEE_F32LE, space,
+                                dcpl=plist).write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+            else:
+                h5.create_dataset(name, data=data, compression="gzip", chunks=True)
+    before = snapshot(folder)
+    real_copy = atomic.copy_temp
+
+    def copy_then_change_a_weight(source, target, *args, **kwargs):
+        real_copy(source, target, *args, **kwargs)
+        with h5py.File(atomic.temp_path(target), "r+") as h5:
+            dataset = h5[_first_dataset(h5)]
+            dataset[...] = dataset[()] + 1
+
+    monkeypatch.setattr(atomic, "copy_temp", copy_then_change_a_weight)
+    with pytest.raises(FsprecError, match="Verification failed: weights .* differ from the "
+                                          "source"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
+    monkeypatch.setattr(atomic, "copy_temp", real_copy)
+    convert.convert(folder, "mixed_float16")  # the same copy, unchanged, passes
+    assert open_model(folder).precision == "mixed_float16"
+
+
 @pytest.mark.parametrize("kernel_copy", [True, False], ids=["kernel-copy", "portable-copy"])
 def test_unknown_members_kept_with_their_compression(tmp_path, monkeypatch, kernel_copy):
     if not kernel_copy:  # as on Windows and macOS
