@@ -95,10 +95,10 @@ class Faceswap:
     Faceswap tree (Faceswap writes ``config/train.ini`` there).
 
     Jobs are independent, so a free process takes the next one, training jobs first (they are
-    the longest). The processes end with their pass, so each pass starts clean: Faceswap
-    keeps some of a plugin's train.ini options from one model to the next in a process (a
-    Phaze-A variant built after the switch tests' small Phaze-A, in the same process, came
-    out with its decoder filters).
+    the longest). The processes end with their pass (or, with ``keep``, with the module's
+    next pass), so each test module starts clean: Faceswap keeps some of a plugin's train.ini
+    options from one model to the next in a process (a Phaze-A variant built after the switch
+    tests' small Phaze-A, in the same process, came out with its decoder filters).
     """
 
     def __init__(self, tree: Path, work: Path) -> None:
@@ -107,13 +107,14 @@ class Faceswap:
         self._drivers: list[_Driver] = []
         self._runs = 0
 
-    def run(self, jobs: list[dict]) -> list[dict]:
-        """Run jobs (see faceswap_driver.py) in new Faceswap processes; one report per job, in
-        the jobs' order."""
+    def run(self, jobs: list[dict], keep: bool = False) -> list[dict]:
+        """Run jobs (see faceswap_driver.py); one report per job, in the jobs' order. The
+        processes end afterwards unless ``keep`` (the same module's next pass uses them)."""
         try:
             return self._run(jobs)
         finally:
-            self.close()
+            if not keep:
+                self.close()
 
     def _run(self, jobs: list[dict]) -> list[dict]:
         while len(self._drivers) < max(1, min(WORKERS, len(jobs))):

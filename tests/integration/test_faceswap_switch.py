@@ -7,27 +7,22 @@ mixed_float16 from the smallest sizes its train.ini allows (lowmem where the plu
 
 - Faceswap's own switch: Faceswap loads a copy of the source with ``train.ini`` at the other
   precision (it flags a rebuild and switches), then saves it;
-- fsprec converts another copy; Faceswap loads the result as ``faceswap train`` does, with
-  ``train.ini`` at the new precision, and must flag no rebuild, build every layer in the dtype
-  the file says, train (two steps through its own trainer, batch size 2, no previews or logs)
-  with a finite loss that moves, and save a model ``fsprec inspect`` reads back at the new
-  precision;
+- fsprec converts the source into a new folder (``convert --out``); Faceswap loads the
+  result as ``faceswap train`` does, with ``train.ini`` at the new precision, and must flag no
+  rebuild, build every layer in the dtype the file says, train (two steps through its own
+  trainer, batch size 2, no previews or logs) with a finite loss that moves, and save a model
+  ``fsprec inspect`` reads back at the new precision;
 - fsprec's output equals Faceswap's switch as JSON (config and state).
 
-Training runs where a step is cheap on two CPU cores. torch's CPU float16 convolutions run
-about 18 times slower than float32 ones here (no AVX-512 FP16), matrix products 3 times: a
-step towards mixed_float16 took 17-20 s for the public original (14 s at batch size 1) and
-30-65 s for the smallest new dfl_sae, iae or original (load average 5); towards float32 it
-took 4-8 s for the public original and lightweight models but 35-45 s for the public dfaker
-and Phaze-A (128 px outputs; load average 4.5). So the public original, lightweight and
-original_lowmem_icnr_convaware_reflect models (Faceswap 3) and lightweight (Faceswap 2) train
-towards float32, the lightweight models of both formats towards mixed_float16 as well, and
-the small Phaze-A (filters 16-32, 1-3 s a step) in both directions; the other models are
-built, switched, loaded and saved but not trained. The skeletons' zero weights
-train as they are: their loss depends on the targets alone (every public model starts at the
-same 25.72), so their steps show that Faceswap's trainer and optimizer run on the converted
-model and update it (the loss must move); the built models start from Faceswap's own initial
-weights, where the loss checks the numerics too.
+Every public model trains, both directions, and the small Phaze-A, which Faceswap builds
+from its own initial weights, where the loss checks the numerics too. The skeletons' zero
+weights train as they are: their loss depends on the targets alone (every public model starts
+at the same 25.72), so their steps show that Faceswap's trainer and optimizer run on the
+converted model and update it (the loss must move). A mixed_float16 model must run its
+convolutions in float16 while it trains, a float32 one none; the driver computes those float16
+convolutions with float32 accumulation, as a GPU does, because torch's own CPU float16 kernel
+is 8 times slower here (see faceswap_driver.py). The other built models are built, switched,
+loaded and saved but not trained.
 """
 from __future__ import annotations
 
@@ -36,6 +31,8 @@ import io
 import json
 import math
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,7 +50,8 @@ FS3 = ["original-fp32", "original-mixed", "lightweight-fp32", "lightweight-mixed
        "dfaker-fp32", "dfaker-mixed", "phaze_a-fp32", "phaze_a-mixed",
        "original_lowmem_icnr_convaware_reflect-fp32",
        "original_lowmem_icnr_convaware_reflect-mixed"]
-FS2 = ["lightweight-fp32", "lightweight-mixed", "original-fp32", "dfl_sae-fp32-opt"]
+FS2 = ["lightweight-fp32", "lightweight-mixed", "original-fp32", "original-mixed",
+       "dfl_sae-fp32-opt"]
 # Small new models of every Faceswap plugin the public fixtures do not hold (they hold
 # original, lightweight, dfaker and phaze_a built by Faceswap 3, dfl_sae only from Faceswap 2),
 # and a small Phaze-A, which trains here; built by Faceswap from these train.ini options
@@ -83,9 +81,8 @@ BUILT: dict[str, tuple[str, dict]] = {
 # The models that train, by target precision (see above): built ones by BUILT key, public
 # ones by folder name without its -fp32/-mixed.
 TRAINED_BUILT = ("phaze_a",)
-TRAINED_PUBLIC = {"float32": ("original", "lightweight",
-                              "original_lowmem_icnr_convaware_reflect"),
-                  "mixed_float16": ("lightweight",)}
+TRAINED_PUBLIC = ("original", "lightweight", "dfaker", "phaze_a",
+                  "original_lowmem_icnr_convaware_reflect", "dfl_sae")
 STEPS = 2
 
 
@@ -122,11 +119,11 @@ def _target(folder: str) -> str:
 
 
 def _steps(name: str) -> int:
-    """Training steps for a case: ``TRAINED_PUBLIC`` by direction, ``TRAINED_BUILT`` both ways."""
+    """Training steps for a case: ``TRAINED_PUBLIC`` and ``TRAINED_BUILT``, both directions."""
     if name.startswith("built/"):
         return STEPS if _built(name) in TRAINED_BUILT else 0
     model = name.split("/")[-1].rsplit("-", 1)[0]
-    return STEPS if model in TRAINED_PUBLIC[_target(name)] else 0
+    return STEPS if model in TRAINED_PUBLIC else 0
 
 
 def _plugin(folder: Path) -> str:
@@ -159,7 +156,7 @@ def _collect(work: Path) -> tuple[dict[str, Case], dict[str, Case]]:
 
 
 def _place(work: Path, case: Case, role: str) -> Path:
-    """A copy of the case's source for one side (Faceswap's switch, fsprec's conversion)."""
+    """A copy of the case's source for Faceswap's own switch."""
     if not case.source.is_dir() or not any(case.source.iterdir()):
         raise AssertionError(f"no source model for {case.name}")
     return copy_tree(case.source, work / role / case.name.replace("/", "_"))
@@ -183,44 +180,85 @@ def _inspect(folder: Path) -> dict:
     return json.loads(out.getvalue())
 
 
+_CONVERT = """
+import json, sys
+from fsprec.core.convert import convert
+for source, target, folder in json.load(sys.stdin):
+    convert(source, target, out_dir=folder, backup=False)
+"""
+
+
+def _converted_folder(work: Path, case: Case) -> Path:
+    return work / "fsprec" / case.name.replace("/", "_")
+
+
+@contextlib.contextmanager
+def _converting(cases: list[Case], work: Path) -> Iterator[dict[str, Path]]:
+    """fsprec converts these sources, each into a new folder (``convert --out``), in a
+    process of its own while the block runs (beside Faceswap's first pass); yields
+    ``{case name: folder}``, converted at the block's end."""
+    folders = {c.name: _converted_folder(work, c) for c in cases}
+    jobs = json.dumps([[str(c.source), c.target, str(folders[c.name])] for c in cases])
+    proc = subprocess.Popen([sys.executable, "-c", _CONVERT], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write(jobs)
+        proc.stdin.close()
+        yield folders
+    finally:
+        errors = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait() == 0, f"fsprec's conversions failed:\n{errors[-4000:]}"
+
+
+def _read_conversion(case: Case, folder: Path) -> None:
+    case.file_dtypes = {layer.path: layer.dtype_policy for layer in
+                        open_model(folder).leaves(False) if layer.dtype_policy is not None}
+    if case.name.startswith(("fs3/", "built/")):
+        case.converted = _keras_documents(folder)
+
+
 @pytest.fixture(scope="module")
 def cases(faceswap: Faceswap,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]:
-    """Every case, run: two Faceswap processes in all (one before fsprec, one after).
+    """Every case, run: two passes of Faceswap's processes (one before fsprec, one after).
 
     Faceswap's saves hold full-size weights (up to 900 MB a model), so each folder is read
     into its case as soon as it is done with and deleted; the work folder goes at the end.
     """
     work = tmp_path_factory.mktemp("cases")
     found, built = _collect(work)
-    # 1. Faceswap builds the small sources and switches every public source.
-    build = [{"model_dir": str(c.source), "plugin": c.plugin, "mixed": not c.mixed,
-              "steps": 0, "save": True, "ini": c.ini} for c in built.values()]
     public = [c for c in found.values() if c.name not in built]
-    switches = [_job(c, _place(work, c, "faceswap"), documents_only=True) for c in public]
-    reports = faceswap.run(build + switches)
-    for name, report in zip(built, reports[:len(build)], strict=True):
-        assert report["error"] is None, f"Faceswap could not build {name}: {report['error']}"
-    for case, report in zip(public, reports[len(build):], strict=True):
-        case.switch_report = report
+    try:
+        # 1. Faceswap builds the small sources and switches every public source, while fsprec
+        # converts the public sources.
+        build = [{"model_dir": str(c.source), "plugin": c.plugin, "mixed": not c.mixed,
+                  "steps": 0, "save": True, "ini": c.ini} for c in built.values()]
+        switches = [_job(c, _place(work, c, "faceswap"), documents_only=True) for c in public]
+        with _converting(public, work) as loaded:
+            reports = faceswap.run(build + switches, keep=True)
+        for name, report in zip(built, reports[:len(build)], strict=True):
+            assert report["error"] is None, f"Faceswap could not build {name}: {report['error']}"
+        for case, report in zip(public, reports[len(build):], strict=True):
+            case.switch_report = report
 
-    # 2. fsprec converts every source; Faceswap switches the built ones (their source folder
-    # itself: it is not needed any more) and loads every conversion.
-    jobs, pending, loaded = [], [], {}
-    for case in found.values():
-        folder = loaded[case.name] = _place(work, case, "fsprec")
-        convert(folder, case.target, backup=False)
-        case.file_dtypes = {layer.path: layer.dtype_policy for layer in
-                            open_model(folder).leaves(False) if layer.dtype_policy is not None}
-        if case.name.startswith(("fs3/", "built/")):
-            case.converted = _keras_documents(folder)
-        if case.name in built:
-            jobs.append(_job(case, case.source, documents_only=True))
-            pending.append((case, "switch_report"))
-        jobs.append(_job(case, folder, case.steps))
-        pending.append((case, "load_report"))
-    for (case, attribute), report in zip(pending, faceswap.run(jobs), strict=True):
-        setattr(case, attribute, report)
+        # 2. fsprec converts the built sources; Faceswap switches them (their source folder
+        # itself: it is not needed any more) and loads every conversion.
+        for case in built.values():
+            loaded[case.name] = _converted_folder(work, case)
+            convert(case.source, case.target, out_dir=loaded[case.name], backup=False)
+        jobs, pending = [], []
+        for case in found.values():
+            _read_conversion(case, loaded[case.name])
+            if case.name in built:
+                jobs.append(_job(case, case.source, documents_only=True))
+                pending.append((case, "switch_report"))
+            jobs.append(_job(case, loaded[case.name], case.steps))
+            pending.append((case, "load_report"))
+        for (case, attribute), report in zip(pending, faceswap.run(jobs), strict=True):
+            setattr(case, attribute, report)
+    finally:
+        faceswap.close()
     for case in found.values():
         folder = loaded[case.name]
         if case.load_report["error"] is None:
@@ -264,10 +302,17 @@ def test_faceswap_builds_the_dtypes_the_file_says(cases: dict[str, Case], name: 
 
 @pytest.mark.parametrize("name", TRAINED)
 def test_faceswap_trains_the_converted_model(cases: dict[str, Case], name: str) -> None:
-    """Two steps of Faceswap's own trainer: a finite, positive loss that the update moves."""
-    losses = _case(cases, name).load_report["losses"]
+    """Two steps of Faceswap's own trainer: a finite, positive loss that the update moves, with
+    convolutions in float16 exactly when the model is mixed."""
+    report = _case(cases, name).load_report
+    assert report["error"] is None, report["error"]
+    losses = report["losses"]
     assert len(losses) == STEPS and all(math.isfinite(x) and x > 0 for x in losses), losses
     assert losses[0] != losses[1], f"the training step left the loss at {losses[0]}"
+    if _case(cases, name).mixed:
+        assert report["float16_convolutions"] > 0, "the mixed model trained in float32"
+    else:
+        assert report["float16_convolutions"] == 0, "the float32 model computed in float16"
 
 
 @pytest.mark.parametrize("name", CASES)
