@@ -23,6 +23,7 @@ LOCK_NAME = ".fsprec.lock"
 _CONTENDED = {errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK, errno.EDEADLK}
 _UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 _WINDOWS_BYTE = 4096  # locked on Windows, where a locked byte cannot be read: the pid stays
+_PID_BYTES = 64  # the most a lock file holds: its holder's pid and a newline
 _RETRIES = 100  # each retry means a holder removed the file as this process locked it
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
@@ -92,6 +93,15 @@ def _open(path: Path) -> tuple[int, bool]:
         return os.open(path, flags), False
 
 
+def _refuse_planted(fd: int, path: Path) -> None:
+    """A lock file is fsprec's when it has one name and at most a pid line in it: anything
+    else (a hard link to a model, someone's file) is left alone, never truncated."""
+    held = os.fstat(fd)
+    if held.st_nlink > 1 or held.st_size > _PID_BYTES:
+        raise FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
+                          "Nothing was changed.")
+
+
 def _cannot(path: Path, err: OSError) -> FsprecError:
     if err.errno in _UNSUPPORTED:
         return FsprecError(f"The file system of {path.parent} cannot lock files "
@@ -114,8 +124,12 @@ def _acquire(path: Path) -> int:
         except OSError as err:
             raise _cannot(path, err) from err
         try:
+            _refuse_planted(fd, path)
             locked = _try_lock(fd)
             held = locked and _same_file(fd, path)
+        except FsprecError:
+            os.close(fd)
+            raise
         except OSError as err:
             os.close(fd)
             if created:

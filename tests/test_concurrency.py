@@ -107,3 +107,25 @@ def test_a_file_system_without_locks_refuses_with_a_sentence(tmp_path, monkeypat
                                           "the only one changing this model. Nothing was"):
         convert.convert(folder, "mixed_float16")
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("planted", ["hard link to the model", "someone's file"])
+def test_a_planted_lock_file_is_refused_and_left_alone(tmp_path, planted):
+    """A shared folder (a tar archive keeps hard links) may hold a ``.fsprec.lock`` that is not
+    ours: it is never truncated or written, and the switch is refused."""
+    from factory import make_keras3
+    from fsprec.core import convert, lock
+    from fsprec.core.errors import FsprecError
+    from fuzz_cases import snapshot
+
+    folder = make_keras3(tmp_path / "m")
+    path = folder / lock.LOCK_NAME
+    if planted == "hard link to the model":
+        os.link(folder / "tiny.keras", path)
+    else:
+        path.write_text("notes I keep here\n" * 10)
+    before = snapshot(folder)
+    with pytest.raises(FsprecError, match="is not fsprec's lock file; remove it"):
+        convert.convert(folder, "mixed_float16")
+    assert snapshot(folder) == before
+    assert lock.busy(folder) is None
