@@ -29,15 +29,9 @@ _RETRIES = 100  # each retry means a holder removed the file as this process loc
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def _lock(fd: int) -> None:
         os.lseek(fd, _WINDOWS_BYTE, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError as err:
-            if err.errno in _CONTENDED:
-                return False
-            raise
-        return True
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
     def _unlock(fd: int) -> None:
         os.lseek(fd, _WINDOWS_BYTE, os.SEEK_SET)
@@ -45,17 +39,22 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in _CONTENDED:
-                return False
-            raise
-        return True
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock ``fd`` without waiting: False when another holds the lock."""
+    try:
+        _lock(fd)
+    except OSError as err:
+        if err.errno in _CONTENDED:
+            return False
+        raise
+    return True
 
 
 class Busy(FsprecError):
