@@ -61,11 +61,10 @@ def _damage_as_sentence(source: Path) -> Iterator[None]:
                           "changed.") from err
 
 
-def _stored(dataset: h5py.Dataset) -> list[tuple[tuple, int, int, int]] | None:
+def _stored(dataset: h5py.Dataset, layout: int) -> list[tuple[tuple, int, int, int]] | None:
     """``(chunk position, filter mask, file offset, size)`` of each piece of the dataset's
     stored data, or None where it is not in the file's body (compact, external, not written)."""
     dsid = dataset.id
-    layout = dsid.get_create_plist().get_layout()
     if layout == h5py.h5d.CONTIGUOUS:
         offset = dsid.get_offset()
         return None if offset is None else [((), 0, offset, dsid.get_storage_size())]
@@ -90,10 +89,11 @@ def _same_bytes(a: BinaryIO, a_offset: int, b: BinaryIO, b_offset: int, size: in
 
 def _same(a: h5py.Dataset, b: h5py.Dataset, a_file: BinaryIO, b_file: BinaryIO) -> bool:
     """Whether two datasets hold the same values, compared as stored where they can be."""
-    if a.shape != b.shape or a.dtype != b.dtype \
-            or not a.id.get_create_plist().equal(b.id.get_create_plist()):
+    created = a.id.get_create_plist()
+    if a.shape != b.shape or a.dtype != b.dtype or not created.equal(b.id.get_create_plist()):
         return False
-    pieces, others = _stored(a), _stored(b)
+    layout = created.get_layout()
+    pieces, others = _stored(a, layout), _stored(b, layout)
     if pieces is None or others is None:
         return pieces == others and np.array_equal(a[()], b[()])
     if [p[:2] + p[3:] for p in pieces] != [o[:2] + o[3:] for o in others]:

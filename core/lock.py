@@ -92,13 +92,17 @@ def _open(path: Path) -> tuple[int, bool]:
         return os.open(path, flags), False
 
 
+def _not_ours(path: Path) -> FsprecError:
+    return FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
+                       "Nothing was changed.")
+
+
 def _refuse_planted(fd: int, path: Path) -> None:
     """A lock file is fsprec's when it has one name and at most a pid line in it: anything
     else (a hard link to a model, someone's file) is left alone, never truncated."""
     held = os.fstat(fd)
     if held.st_nlink > 1 or held.st_size > _PID_BYTES:
-        raise FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
-                          "Nothing was changed.")
+        raise _not_ours(path)
 
 
 def _cannot(path: Path, err: OSError) -> FsprecError:
@@ -113,8 +117,7 @@ def _cannot(path: Path, err: OSError) -> FsprecError:
 def _acquire(path: Path) -> int:
     """The open, locked lock file's descriptor; :class:`Busy` when another holds it."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise FsprecError(f"{path} is not fsprec's lock file; remove it and try again. "
-                          "Nothing was changed.")
+        raise _not_ours(path)
     for _ in range(_RETRIES):
         try:
             fd, created = _open(path)
