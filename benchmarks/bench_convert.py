@@ -9,11 +9,15 @@ new file followed by ``sync FILE``, also a whole process. Warm page cache throug
 
 ``--optimizer-mb N`` adds an ``optimizer.pt`` member of N MB (random, stored) to the model, the
 size a trained model carries (Adam keeps two moments per weight: about twice the weights).
-``--baseline DIR`` times another fsprec too, run with ``PYTHONPATH=DIR`` (a folder holding an
+fsprec runs as a user's install runs it: the ``fsprec`` command of a new virtual environment
+with this checkout's wheel and its dependencies from the wheelhouse (``.whl/``, ``make
+wheelhouse``; no package index), bytecode compiled by pip. ``--here`` runs this interpreter's
+``python -m fsprec.core.cli`` instead (the development install). ``--baseline DIR`` times
+another fsprec too, run by this interpreter with ``PYTHONPATH=DIR`` (a folder holding an
 ``fsprec/`` package of an earlier version), conversion for conversion beside this one.
 
 Usage: python benchmarks/bench_convert.py [--model dfaker-fp32] [--optimizer-mb 900]
-       [--repeat 5] [--baseline DIR]
+       [--repeat 5] [--here] [--baseline DIR]
 Prints a Markdown table; paste it into docs/benchmarks.md with the machine and date.
 """
 from __future__ import annotations
@@ -27,11 +31,25 @@ import subprocess
 import sys
 import tempfile
 import time
+import venv
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("FSPREC_FIXTURES", REPO.parent / "shared" / "fixtures"))
+WHEELHOUSE = REPO / ".whl"
+HERE = [sys.executable, "-m", "fsprec.core.cli"]
+
+
+def installed(work: Path) -> list[str]:
+    """The ``fsprec`` command of a new venv holding this checkout as pip installs it."""
+    if not (WHEELHOUSE / ".ready").is_file():
+        sys.exit("No wheelhouse at .whl/: run `make wheelhouse` first (or pass --here).")
+    root = work / "venv"
+    venv.create(root, with_pip=True, clear=True)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+                    "--find-links", str(WHEELHOUSE), str(REPO)], check=True)
+    return [str(root / "bin" / "fsprec")]
 
 
 def prepare(name: str, work: Path, optimizer_mb: int) -> Path:
@@ -57,12 +75,12 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def convert(folder: Path, target: str, pythonpath: str | None = None) -> float:
+def convert(fsprec: list[str], folder: Path, target: str,
+            pythonpath: str | None = None) -> float:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    return timed([sys.executable, "-m", "fsprec.core.cli", "convert", str(folder), "--to",
-                  target, "--yes"], env)
+    return timed([*fsprec, "convert", str(folder), "--to", target, "--yes"], env)
 
 
 def durable_copy(model: Path, dest: Path) -> float:
@@ -76,11 +94,14 @@ def main() -> None:
     parser.add_argument("--model", default="dfaker-fp32")
     parser.add_argument("--optimizer-mb", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--here", action="store_true",
+                        help="run this interpreter's fsprec, not a fresh install's")
     parser.add_argument("--baseline", help="PYTHONPATH of an earlier fsprec to time beside")
     parser.add_argument("--work", type=Path, help="where to rehydrate (default: a temp dir)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="fsprec-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    fsprec = HERE if args.here else installed(work)
     folder = prepare(args.model, work, args.optimizer_mb)
     model = next(folder.glob("*.keras"))
     other = work / "baseline"
@@ -93,14 +114,15 @@ def main() -> None:
     for _ in range(args.repeat):
         for target in targets:
             if args.baseline:
-                theirs.append(convert(other, target, args.baseline))
-            ours.append(convert(folder, target))
+                theirs.append(convert(HERE, other, target, args.baseline))
+            ours.append(convert(fsprec, folder, target))
         copies.append(durable_copy(model, work / "copy.keras"))
     (work / "copy.keras").unlink()
     shutil.rmtree(other, ignore_errors=True)
     copy = statistics.median(copies)
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; median of "
+          f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; fsprec "
+          f"{'of this interpreter' if args.here else 'installed from its wheel'}; median of "
           f"{len(ours)} conversions and {len(copies)} copies, warm page cache.\n")
     header = "| model | size | convert | cp+sync | convert/(cp+sync) |"
     row = (f"| {args.model}{f' + {args.optimizer_mb} MB optimizer' if args.optimizer_mb else ''}"
@@ -114,6 +136,7 @@ def main() -> None:
     print("|" + "---|" * (header.count("|") - 1))
     print(row)
     shutil.rmtree(folder)
+    shutil.rmtree(work / "venv", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -255,8 +255,10 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress
     :func:`_alignment`) and the file system can share extents (XFS, btrfs), the kernel clones
     the blocks instead of copying them.
 
-    Write-back of the copied pages is started as the copy goes (a background ``fdatasync``),
-    so the caller's final fsync has little left to wait for.
+    Write-back of the copied pages is started as the copy goes (a background ``fdatasync``
+    after each full chunk), so the caller's final fsync has little left to wait for. A short
+    copy (a small member) starts none: flushing a file just created waits for a journal
+    commit of the file system (14-120 ms on ext4 here), and the final fsync covers it.
     """
     dst.flush()
     out_start = dst.tell()
@@ -280,7 +282,7 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, start: int, length: int, progress
                 raise FsprecError("The model file ended early while copying (truncated file?).")
             copied += count
             progress(start + copied, total)
-            if flushing is None or flushing.done():
+            if count >= KERNEL_CHUNK and (flushing is None or flushing.done()):
                 flushing = flusher.submit(os.fdatasync, dst.fileno())
     dst.seek(out_start + length)
     return True

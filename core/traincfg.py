@@ -10,7 +10,6 @@ says in one line what Faceswap will do with a converted model when it next start
 """
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +58,8 @@ class TrainIni:
 
 def read(path: str | Path) -> TrainIni:
     """Read the ``mixed_precision`` option of a ``train.ini`` (or a Faceswap folder)."""
+    import configparser  # here: not on every command's start
+
     path = locate(path)
     parser = configparser.ConfigParser(allow_no_value=True, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
