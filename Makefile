@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Test files are spread over one pytest-xdist worker per core (at most 4: a worker may hold a
-# Keras backend, and the Faceswap tests two Faceswap processes of ~2 GB); each file stays in
+# Keras backend, and the Faceswap tests two Faceswap processes of up to 4.5 GB); each file stays in
 # one worker, so its module fixtures are built once. TEST_JOBS=0 runs everything in-process.
 TEST_JOBS ?= $(shell $(PYTHON) -c "import os; print(min(4, os.cpu_count() or 1))")
 # The core tests again with the POSIX fast paths off (hard links, copy_file_range, reflinks,

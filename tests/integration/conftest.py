@@ -14,6 +14,7 @@ import os
 import selectors
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,16 +127,19 @@ class Faceswap:
         self._drivers: list[_Driver] = []
         self._runs = 0
 
-    def run(self, jobs: list[dict], keep: bool = False) -> list[dict]:
-        """Run jobs (see faceswap_driver.py); one report per job, in the jobs' order. The
-        processes end afterwards unless ``keep`` (the same module's next pass uses them)."""
+    def run(self, jobs: list[dict], keep: bool = False,
+            on_report: Callable[[int, dict], None] | None = None) -> list[dict]:
+        """Run jobs (see faceswap_driver.py); one report per job, in the jobs' order.
+        ``on_report(index, report)`` is called as each arrives (the caller's own work then
+        overlaps Faceswap's). The processes end afterwards unless ``keep`` (the same module's
+        next pass uses them)."""
         try:
-            return self._run(jobs)
+            return self._run(jobs, on_report or (lambda index, report: None))
         finally:
             if not keep:
                 self.close()
 
-    def _run(self, jobs: list[dict]) -> list[dict]:
+    def _run(self, jobs: list[dict], on_report: Callable[[int, dict], None]) -> list[dict]:
         while len(self._drivers) < max(1, min(WORKERS, len(jobs))):
             if len(self.trees) <= len(self._drivers):
                 tree = self.trees[0].with_name(f"faceswap_{len(self.trees)}")
@@ -158,9 +162,11 @@ class Faceswap:
                 for key, _ in ready:
                     driver = key.data
                     selector.unregister(driver.replies)
-                    reports[running.pop(driver)] = driver.receive()
+                    index = running.pop(driver)
+                    reports[index] = driver.receive()
                     if pending:
                         self._give(driver, pending.pop(0), running, selector)
+                    on_report(index, reports[index])
         return reports
 
     @staticmethod

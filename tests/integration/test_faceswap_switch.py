@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,6 @@ import pytest
 
 from conftest import FIXTURES, copy_tree
 from fsprec.core import cli, open_model
-from fsprec.core.convert import convert
 
 from .conftest import Faceswap
 
@@ -195,7 +194,7 @@ def _converted_folder(work: Path, case: Case) -> Path:
 @contextlib.contextmanager
 def _converting(cases: list[Case], work: Path) -> Iterator[dict[str, Path]]:
     """fsprec converts these sources, each into a new folder (``convert --out``), in a
-    process of its own while the block runs (beside Faceswap's first pass); yields
+    process of its own while the block runs (beside a pass of Faceswap's); yields
     ``{case name: folder}``, converted at the block's end."""
     folders = {c.name: _converted_folder(work, c) for c in cases}
     jobs = json.dumps([[str(c.source), c.target, str(folders[c.name])] for c in cases])
@@ -218,13 +217,35 @@ def _read_conversion(case: Case, folder: Path) -> None:
         case.converted = _keras_documents(folder)
 
 
+def _on_report(pending: list[tuple[Case, str, Path | None]]) -> Callable[[int, dict], None]:
+    """As each report of ``pending`` (case, attribute, folder of a load) arrives: keep it in
+    its case, and for a load read Faceswap's save (documents, ``fsprec inspect``) and delete
+    the folder (full-size weights, up to 900 MB)."""
+    def keep(index: int, report: dict) -> None:
+        case, attribute, folder = pending[index]
+        setattr(case, attribute, report)
+        if folder is None:
+            return
+        if report["error"] is None:
+            case.saved = _keras_documents(folder)
+            case.inspected = _inspect(folder)
+        shutil.rmtree(folder)
+    return keep
+
+
+def _loads(cases: list[Case], loaded: dict[str, Path]) -> tuple[list[dict], list]:
+    """Faceswap's load (and training) of each case's conversion: jobs and their pending."""
+    return ([_job(c, loaded[c.name], c.steps) for c in cases],
+            [(c, "load_report", loaded[c.name]) for c in cases])
+
+
 @pytest.fixture(scope="module")
 def cases(faceswap: Faceswap,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]:
-    """Every case, run: two passes of Faceswap's processes (one before fsprec, one after).
+    """Every case, run: three passes of Faceswap's processes, fsprec converting beside them.
 
-    Faceswap's saves hold full-size weights (up to 900 MB a model), so each folder is read
-    into its case as soon as it is done with and deleted; the work folder goes at the end.
+    Faceswap's saves hold full-size weights, so each is read into its case and deleted as
+    soon as its report arrives; the work folder goes at the end.
     """
     work = tmp_path_factory.mktemp("cases")
     found, built = _collect(work)
@@ -241,30 +262,26 @@ def cases(faceswap: Faceswap,
             assert report["error"] is None, f"Faceswap could not build {name}: {report['error']}"
         for case, report in zip(public, reports[len(build):], strict=True):
             case.switch_report = report
-
-        # 2. fsprec converts the built sources; Faceswap switches them (their source folder
-        # itself: it is not needed any more) and loads every conversion.
-        for case in built.values():
-            loaded[case.name] = _converted_folder(work, case)
-            convert(case.source, case.target, out_dir=loaded[case.name], backup=False)
-        jobs, pending = [], []
-        for case in found.values():
             _read_conversion(case, loaded[case.name])
-            if case.name in built:
-                jobs.append(_job(case, case.source, documents_only=True))
-                pending.append((case, "switch_report"))
-            jobs.append(_job(case, loaded[case.name], case.steps))
-            pending.append((case, "load_report"))
-        for (case, attribute), report in zip(pending, faceswap.run(jobs), strict=True):
-            setattr(case, attribute, report)
+
+        # 2. Faceswap loads (and trains) the public conversions, while fsprec converts the
+        # built sources.
+        jobs, pending = _loads(public, loaded)
+        with _converting(list(built.values()), work) as converted:
+            faceswap.run(jobs, keep=True, on_report=_on_report(pending))
+        loaded |= converted
+
+        # 3. Faceswap switches the built sources (their folder itself: not needed any more)
+        # and loads their conversions.
+        jobs, pending = [], []
+        for case in built.values():
+            _read_conversion(case, loaded[case.name])
+            jobs.append(_job(case, case.source, documents_only=True))
+            pending.append((case, "switch_report", None))
+        more_jobs, more_pending = _loads(list(built.values()), loaded)
+        faceswap.run(jobs + more_jobs, on_report=_on_report(pending + more_pending))
     finally:
         faceswap.close()
-    for case in found.values():
-        folder = loaded[case.name]
-        if case.load_report["error"] is None:
-            case.saved = _keras_documents(folder)
-            case.inspected = _inspect(folder)
-        shutil.rmtree(folder)
     yield found
     shutil.rmtree(work)
 
