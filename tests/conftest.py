@@ -14,10 +14,11 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Under pytest-xdist (one worker per core) each worker's TensorFlow, torch and OpenMP get their
 # share of the cores instead of all of them: more threads than cores only wait for each other.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+CORES_PER_WORKER = max(1, (os.cpu_count() or 1) // XDIST_WORKERS)
+if XDIST_WORKERS > 1:
     for _name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+        os.environ.setdefault(_name, str(CORES_PER_WORKER))
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("FSPREC_FIXTURES", REPO.parent / "shared" / "fixtures"))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CORES_PER_WORKER
+
 REPO = Path(__file__).resolve().parents[2]
 FACESWAP = Path(os.environ.get("FSPREC_FACESWAP_SOURCE", REPO.parent / "shared" / "faceswap"))
 FSVENV = Path(os.environ.get("FSPREC_FSVENV", REPO / ".fsvenv"))
@@ -51,12 +53,10 @@ def missing() -> str | None:
 
 
 def _threads() -> int:
-    """torch's threads in each Faceswap process: the cores shared out among the processes and
-    the pytest-xdist workers beside them. More threads than cores made every step slower (two
-    processes of two threads on 2 cores: a pass of six training jobs took 112 s, 91 s with one
-    thread each)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return max(1, (os.cpu_count() or 1) // (WORKERS * workers))
+    """torch's threads in each Faceswap process: this pytest-xdist worker's cores shared out
+    among its processes. More threads than cores made every step slower (two processes of two
+    threads on 2 cores: a pass of six training jobs took 112 s, 91 s with one thread each)."""
+    return max(1, CORES_PER_WORKER // WORKERS)
 
 
 # glibc's malloc in the Faceswap processes keeps up to 1 GB of what torch frees for its next
