@@ -8,9 +8,10 @@ REPLY_FD (Faceswap prints to stdout), until stdin ends. Each job loads a model f
 ``config/train.ini`` set to the job's precision, then optionally trains it through Faceswap's
 own trainer on synthetic faces and saves it with Faceswap's own save.
 
-A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "batch": int (default 2),
+A job: ``{"model_dir", "plugin", "mixed": bool, "steps": int, "batch": int (default 1),
 "save": bool, "documents_only": bool, "ini": {section: {option: value}}, "forward": npz path
-or absent}``; a folder without a model gets a new one built by Faceswap. Its report:
+or absent}``; a folder without a model gets a new one built by Faceswap (a folder with one is
+loaded with placeholder initial values: see ``placeholder_initial_values``). Its report:
 ``{"rebuild": bool, "dtypes": {"sub/layer": policy}, "losses": [float], "seconds": {"build",
 "steps": [..], "save"}, "float16_convolutions": int (in the training steps), "documents":
 {"config", "state"} (with documents_only), "error": str|null}``. ``documents_only``: after
@@ -158,6 +159,46 @@ def float32_accumulation(counter: list[int]):
             setattr(functional, name, original)
 
 
+@contextlib.contextmanager
+def placeholder_initial_values():
+    """While Faceswap loads a saved model: every new float variable starts as NaN instead of its
+    initializer's random values.
+
+    A load builds every layer, and Keras fills each new variable from its initializer before
+    the saved values replace it (Faceswap's own switch builds the model twice): for the public
+    dfaker model those fills were 40-45 % of the load (4.6 s of a load, 3.7 of 6.9-8.2 s of a
+    switch). Nothing reads them; :func:`check_loaded` proves it after the build, since a
+    variable the load missed would still be NaN (with the real initializer it would hide
+    behind random values). Integer variables (seed states) keep their initializer.
+    """
+    import torch
+    from keras.src.backend.common import variables
+    original = variables.Variable._initialize_with_initializer
+
+    def fill(self, initializer):
+        dtype = getattr(torch, str(self._dtype), None)
+        if dtype is None or not dtype.is_floating_point:
+            return original(self, initializer)
+        return self._initialize(torch.full(tuple(self._shape), float("nan"), dtype=dtype))
+
+    variables.Variable._initialize_with_initializer = fill
+    try:
+        yield
+    finally:
+        variables.Variable._initialize_with_initializer = original
+
+
+def check_loaded(model) -> None:
+    """Raise unless every float weight of ``model`` holds a saved value (see
+    :func:`placeholder_initial_values`)."""
+    import keras
+    missed = [w.path for w in model.weights if keras.backend.is_float_dtype(w.dtype)
+              and bool(keras.ops.any(keras.ops.isnan(w.value)))]
+    if missed:
+        raise AssertionError(f"{len(missed)} weights were not loaded from the file: "
+                             f"{missed[:5]}")
+
+
 class SyntheticFaces:
     """Random faces and targets in the shapes Faceswap's TrainLoader yields."""
 
@@ -192,12 +233,16 @@ def run_job(job: dict, faces: Path) -> dict:
     set_options(job["mixed"], job.get("ini", {}))
     reload_config()
     keras.backend.clear_session()
-    args = parse_train_args(job["model_dir"], job["plugin"], faces, job.get("batch", 2))
-    model = PluginLoader.get_model(args.trainer, disable_logging=True)(
-        args.model_dir, args, predict=False)
-    report: dict = {"rebuild": bool(model.state.model_needs_rebuild), "losses": []}
+    args = parse_train_args(job["model_dir"], job["plugin"], faces, job.get("batch", 1))
+    saved = any(Path(job["model_dir"]).glob(f"{job['plugin']}.*"))  # a load (else a new model)
     start = time.monotonic()
-    model.build()
+    with placeholder_initial_values() if saved else contextlib.nullcontext():
+        model = PluginLoader.get_model(args.trainer, disable_logging=True)(
+            args.model_dir, args, predict=False)  # a Faceswap 2 model is upgraded here
+        report: dict = {"rebuild": bool(model.state.model_needs_rebuild), "losses": []}
+        model.build()
+    if saved:
+        check_loaded(model.model)
     seconds: dict = {"build": time.monotonic() - start, "steps": []}
     report["seconds"] = seconds
     report["dtypes"] = layer_dtypes(model.model)
