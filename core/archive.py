@@ -13,7 +13,6 @@ import io
 import mmap
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -150,6 +149,8 @@ def open_member(path: Path, name: str) -> io.BufferedReader | zipfile.ZipExtFile
 def _inflated(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
     """A compressed member inflated once into a temp file (h5py seeks back and forth; a
     zipfile stream would inflate from the start at every backward seek). CRC-checked."""
+    import tempfile  # for compressed members only
+
     out = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller
     try:
         with archive.open(info) as member:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from . import __version__, atomic, convert, failures, lock, procs, restore, scan
+from . import __version__, atomic, convert, lock, procs
 from .layers import POLICIES
 from .modelfile import open_model
 from .task import Task
@@ -188,6 +188,8 @@ def cmd_nan_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from . import restore
+
     result = _run_task(lambda task: restore.restore(args.dir, task))
     print(f"Restored {', '.join(p.name for p in result.restored)}; the previous files are in "
           f"{result.archive_dir}.")
@@ -195,6 +197,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from . import scan
+
     entries = _run_task(lambda task: scan.scan(args.root, task))
     if args.json:
         _print_json([entry.to_json() for entry in entries])
@@ -339,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report_failure(err: BaseException, verbose: bool) -> int:
     """The one place that turns an error into a sentence on stderr and an exit code."""
+    from . import failures
+
     code = failures.exit_code(err)
     if verbose:
         print(failures.details(err), file=sys.stderr, end="")

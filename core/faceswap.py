@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 MODEL_SUFFIXES = (".keras", ".h5")
 BACKUP_SUFFIX = ".bk"

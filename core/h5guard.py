@@ -24,7 +24,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -242,6 +241,8 @@ def _reply(part: str, read: Callable[[], Any]) -> tuple[str, str, Any]:
             os._exit(_TOO_BIG)
         return part, "refused", f"The model file cannot be read ({err.strerror or err})."
     except Exception:  # our own bug: the parent raises it, with this traceback
+        import traceback
+
         return part, "bug", traceback.format_exc()
 
 
