@@ -5,7 +5,8 @@ One rehydrated model folder is switched to the other precision and back, ``--rep
 each conversion a whole ``fsprec convert DIR --to P --yes`` process (interpreter start and
 imports included). From the second conversion on, each replaces the previous ``.bk`` (as in a
 folder Faceswap has saved in: it keeps a backup too). Against: ``cp`` of the model file to a
-new file followed by ``sync FILE``, also a whole process. Warm page cache throughout.
+new file followed by ``sync FILE``, also a whole process. Warm page cache throughout; every
+timed command, conversion or copy, starts on an idle disk (a ``sync`` before it, not timed).
 
 ``--optimizer-mb N`` adds an ``optimizer.pt`` member of N MB (random, stored) to the model, the
 size a trained model carries (Adam keeps two moments per weight: about twice the weights).
@@ -70,6 +71,8 @@ def prepare(name: str, work: Path, optimizer_mb: int) -> Path:
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds of ``command``, started once the disk has written everything pending."""
+    subprocess.run(["sync"], check=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -85,7 +88,6 @@ def convert(fsprec: list[str], folder: Path, target: str,
 
 def durable_copy(model: Path, dest: Path) -> float:
     dest.unlink(missing_ok=True)
-    subprocess.run(["sync"], check=True)
     return timed(["sh", "-c", f"cp '{model}' '{dest}' && sync '{dest}'"])
 
 
