@@ -235,7 +235,7 @@ def refuse_if_in_use(model: ModelFolder) -> None:
         raise FsprecError(f"Faceswap is training this model (pid {training.pid}); stop "
                           "training first. Nothing was changed.")
     files = [p for p in (model.model_file, model.state_file) if p is not None]
-    holder = procs.holding_open(files, ignore=h5guard.reader_pids())
+    holder = procs.holding_open(files, ours=h5guard.reader_pids)
     if holder is not None:
         raise FsprecError(f"{holder.name} (pid {holder.pid}) has this model's files open; "
                           "close it first. Nothing was changed.")

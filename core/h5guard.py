@@ -177,10 +177,10 @@ class Reading:
 
 
 def reader_pids() -> set[int]:
-    """The pids of this process's guard children still at work (they hold the model file
-    open; they are not "another program")."""
-    return {reader._child.pid for reader in list(_readers)
-            if reader._child is not None and reader._child.is_alive()}
+    """The pids of this process's guard children not yet closed (they hold the model file
+    open; they are not "another program"). One that has just ended still counts: it was seen
+    holding the file a moment ago."""
+    return {reader._child.pid for reader in list(_readers) if reader._child is not None}
 
 
 def start(model_file: Path, fmt: str, layers: list[dict] | None = None,

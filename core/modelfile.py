@@ -66,13 +66,13 @@ class ModelFolder:
     def reading(self, crc: bool = False) -> h5guard.Reading:
         """The child process reading this model's weights file (:mod:`.h5guard`), started on
         first use; ``crc`` also has it prove every zip member's CRC (what a conversion
-        copies). The caller goes on while it reads."""
+        copies; a Keras 2 file has none). The caller goes on while it reads."""
+        crc = crc and self.format == "keras3"
         if self._reading is None or not self._reading.usable or (
                 crc and not self._reading.wants("crc")):
             if self._reading is not None:
                 self._reading.close()
-            self._reading = h5guard.start(self.model_file, self.format, self.config_layers,
-                                          crc and self.format == "keras3")
+            self._reading = h5guard.start(self.model_file, self.format, self.config_layers, crc)
         return self._reading
 
     def check_readable(self, cancelled: h5guard.CancelCheck = lambda: False) -> None:

@@ -4,7 +4,7 @@ when first asked, which a conversion does beside its copy)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +63,11 @@ def faceswap_training(folder: str | Path) -> Process | None:
     return None
 
 
-def holding_open(files: Iterable[Path], ignore: Iterable[int] = ()) -> Process | None:
-    """Another process that has one of ``files`` open (as far as this user may see), else None;
-    this process and the pids in ``ignore`` (fsprec's own readers) do not count."""
+def holding_open(files: Iterable[Path],
+                 ours: Callable[[], Collection[int]] = frozenset) -> Process | None:
+    """Another process that has one of ``files`` open (as far as this user may see), else None.
+    This process does not count, nor the pids ``ours()`` gives (fsprec's own readers), asked at
+    each match: a reader started while the look goes on is still ours."""
     wanted = set()
     for path in files:
         with suppress(OSError):
@@ -73,16 +75,15 @@ def holding_open(files: Iterable[Path], ignore: Iterable[int] = ()) -> Process |
             wanted.add((stat.st_dev, stat.st_ino))
     if not wanted:
         return None
-    ours = {os.getpid(), *ignore}
     psutil, gone = _psutil()
     for proc in psutil.process_iter(["pid", "name"]):
-        if proc.pid in ours:
+        if proc.pid == os.getpid():
             continue
         with suppress(*gone):
             for handle in proc.open_files():
                 with suppress(OSError):
                     stat = os.stat(handle.path)
-                    if (stat.st_dev, stat.st_ino) in wanted:
+                    if (stat.st_dev, stat.st_ino) in wanted and proc.pid not in ours():
                         return Process(proc.pid, proc.info["name"] or "?")
     return None
 

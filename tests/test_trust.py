@@ -381,6 +381,61 @@ def test_the_guard_still_reading_is_not_another_program(tmp_path, monkeypatch):
     assert open_model(folder).precision == "mixed_float16"
 
 
+def _holding_the_file(path: str, fmt: str) -> None:
+    with open(path, "rb"):
+        time.sleep(1.5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("make", [make_keras3, make_keras2], ids=["keras3", "keras2"])
+def test_a_guard_child_started_during_the_look_is_not_another_program(tmp_path, monkeypatch,
+                                                                      make):
+    """The look for programs using the model runs beside the copy; a guard child the
+    conversion starts meanwhile holds the model open too and is still fsprec (a Keras 2
+    conversion was once refused as "python (pid N) has this model's files open")."""
+    from fsprec.core import h5guard
+    folder = make(tmp_path / "m")
+    model_file = next(folder.glob(f"{PLUGIN}.*"))
+    monkeypatch.setattr(h5guard, "_crcs", _slow_crcs)
+    monkeypatch.setattr(h5guard, "_visit", _holding_the_file)
+    real = procs._psutil
+    started = []
+
+    def a_reader_starts_first():
+        monkeypatch.setattr(h5guard, "_done", {})  # nothing read yet: a new child
+        started.append(h5guard.start(model_file, "keras3" if make is make_keras3 else "keras2"))
+        return real()
+
+    monkeypatch.setattr(procs, "_psutil", a_reader_starts_first)
+    model = open_model(folder)
+    try:
+        convert.refuse_if_in_use(model)
+        assert started[0]._child is not None and started[0]._child.is_alive()
+    finally:
+        for reading in started:
+            reading.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+def test_a_keras2_conversion_reads_each_part_of_its_model_once(tmp_path, monkeypatch):
+    """A Keras 2 file has no zip CRCs to prove: asking for them must not start its guard's
+    reading again (a fork each time, and a child started late raced the in-use look)."""
+    from fsprec.core import h5guard
+    folder = make_keras2(tmp_path / "m")
+    asked: list[str] = []  # the parts each guard child of the source file was asked for
+    real = h5guard.Reading.__init__
+
+    def counted(self, model_file, *args, **kwargs):
+        real(self, model_file, *args, **kwargs)
+        if self._child is not None and model_file == folder / f"{PLUGIN}.h5":
+            asked.extend(p for p, w in self._want.items() if w and p not in self._results)
+
+    monkeypatch.setattr(h5guard.Reading, "__init__", counted)
+    convert.convert(folder, "mixed_float16")
+    assert sorted(asked) == ["index", "visit"], asked
+    assert open_model(folder).precision == "mixed_float16"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
 def test_a_crc_error_found_after_the_copy_changes_nothing(tmp_path, monkeypatch):
     """The conversion copies before the guard's CRC answer arrives; a mismatch then still
