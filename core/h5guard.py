@@ -177,10 +177,10 @@ class Reading:
 
 
 def reader_pids() -> set[int]:
-    """The pids of this process's guard children not yet closed (they hold the model file
-    open; they are not "another program"). One that has just ended still counts: it was seen
-    holding the file a moment ago."""
-    return {reader._child.pid for reader in list(_readers) if reader._child is not None}
+    """The pids of this process's guard children still at work (they hold the model file
+    open; they are not "another program"). Safe beside the thread that closes them."""
+    children = [reader._child for reader in list(_readers)]  # each read once: close() clears it
+    return {child.pid for child in children if child is not None and child.is_alive()}
 
 
 def start(model_file: Path, fmt: str, layers: list[dict] | None = None,

@@ -66,8 +66,9 @@ def faceswap_training(folder: str | Path) -> Process | None:
 def holding_open(files: Iterable[Path],
                  ours: Callable[[], Collection[int]] = frozenset) -> Process | None:
     """Another process that has one of ``files`` open (as far as this user may see), else None.
-    This process does not count, nor the pids ``ours()`` gives (fsprec's own readers), asked at
-    each match: a reader started while the look goes on is still ours."""
+    This process does not count, nor the pids ``ours()`` gives (fsprec's own readers). It is
+    asked for each process before its files are read (one of ours may end meanwhile) and again
+    at a match (one forked while the look goes on may be listed before it is registered)."""
     wanted = set()
     for path in files:
         with suppress(OSError):
@@ -77,7 +78,7 @@ def holding_open(files: Iterable[Path],
         return None
     psutil, gone = _psutil()
     for proc in psutil.process_iter(["pid", "name"]):
-        if proc.pid == os.getpid():
+        if proc.pid == os.getpid() or proc.pid in ours():
             continue
         with suppress(*gone):
             for handle in proc.open_files():
